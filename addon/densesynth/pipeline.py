@@ -1,0 +1,200 @@
+"""One sample, end to end: spec -> posed person -> Blender passes -> decode -> annotate.
+
+Stages and where they live:
+  specified  spec/        (draws and seeds, JSON)
+  posed      scene/       (body shape, motion, camera fit; NumPy)
+  rendered   render/      (Blender: beauty pass and exact label pass)
+  decoded    decode/      (EXR -> IUV maps, part label images)
+  annotated  annotate/    (COCO-DensePose fields, keypoint visibility)
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .annotate.coco_densepose import DatasetWriter, person_annotation
+from .annotate.parts import KEYPOINT_PARTS
+from .annotate.visibility import keypoint_visibility
+from .appearance.backdrops import horizon_row, procedural_backdrop
+from .appearance.clothing import clothing_texture, uv_part_map
+from .bodies.default_body import DefaultBody
+from .decode.iuv_exr import read_iuv_exr
+from .decode.label_maps import write_coarse_png, write_fine_png, write_iuv_png
+from .io_utils import atomic_write_bytes, atomic_write_text, temporary_sibling
+from .scene.camera import PinholeCamera, camera_from_spec, fit_camera
+from .scene.person import PosedPerson, pose_person
+from .spec.sample_spec import draw_spec, dumps_spec
+
+OUTPUT_FOLDERS = ("images", "iuv", "labels24", "labels14", "iuv_png", "specs", "records")
+SURFACE_KEYPOINTS = np.array([True] * 5 + [False] * 12)
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent in each stage, one entry per sample (benchmarks report medians)."""
+
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    samples: int = 0
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds.setdefault(stage, []).append(seconds)
+
+
+class _Timer:
+    def __init__(self, times: StageTimes, stage: str):
+        self.times, self.stage = times, stage
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.times.add(self.stage, time.perf_counter() - self.start)
+
+
+class SampleRenderer:
+    """Holds what is built once per process (body, charts, Blender scene) and renders samples."""
+
+    def __init__(self, config: dict[str, Any], config_id: str, run_seed: int, out_dir: Path,
+                 debug_geometry: bool = False):
+        from .render.blender_scene import BlenderScene, PersonMesh  # bpy only from here on
+
+        self.config, self.config_id, self.run_seed = config, config_id, run_seed
+        self.out_dir = Path(out_dir)
+        self.debug_geometry = debug_geometry or config["annotation"]["write_debug_geometry"]
+        self.times = StageTimes()
+        self._last_pose: tuple[str, PosedPerson] | None = None
+        start = time.perf_counter()
+        self.body = DefaultBody.load()
+        model = self.body.model
+        texture_size = config["appearance"]["texture_size"]
+        self.part_map = uv_part_map(model.corner_texture_uv, self.body.face_part, texture_size)
+        self.scene = BlenderScene(
+            PersonMesh(model.faces, self.body.corner_iuv, model.corner_texture_uv, model.num_vertices),
+            texture_size, config["render"]["device"], config["render"]["threads"],
+        )
+        self.times.add("process_setup", time.perf_counter() - start)
+        for folder in OUTPUT_FOLDERS + (("geometry",) if self.debug_geometry else ()):
+            (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
+
+    # --- specification ------------------------------------------------------------------
+    def draw_spec(self, index: int) -> dict[str, Any]:
+        def fit(spec: dict[str, Any]) -> dict[str, Any]:
+            posed = self._pose(spec["persons"][0])
+            return fit_camera(posed.vertices, spec["camera"], spec["render"]["width"], spec["render"]["height"])
+
+        return draw_spec(self.config, self.config_id, self.run_seed, index, fit)
+
+    def _pose(self, person: dict[str, Any]) -> PosedPerson:
+        """Pose a person, reusing the pose computed for the camera fit of the same spec."""
+        key = json.dumps(person, sort_keys=True)
+        if self._last_pose is None or self._last_pose[0] != key:
+            self._last_pose = (key, pose_person(person, self.body))
+        return self._last_pose[1]
+
+    # --- one sample -----------------------------------------------------------------------
+    def render(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Render and annotate one sample; returns its record (image entry and annotations)."""
+        stem, out = spec["stem"], self.out_dir
+        with _Timer(self.times, "scene_setup"):
+            person = self._pose(spec["persons"][0])
+            camera = camera_from_spec(spec)
+            appearance = spec["appearance"][0]
+            self.scene.set_texture(clothing_texture(appearance, self.part_map), appearance["roughness"])
+            self.scene.set_person_vertices(person.vertices)
+            self.scene.set_camera(camera)
+            self.scene.set_lights(spec["lights"], person.vertices.mean(axis=0))
+        beauty_path = temporary_sibling(out / "images" / f"{stem}.beauty.png")
+        with _Timer(self.times, "beauty_pass"):
+            r = spec["render"]
+            self.scene.render_beauty(beauty_path, r["beauty_samples"], r["denoise"], r["cycles_seed"], r["shadow_catcher"])
+        exr_path = out / "iuv" / f"{stem}.exr"
+        with _Timer(self.times, "label_pass"):
+            self.scene.render_labels(exr_path)
+        with _Timer(self.times, "decode_annotate"):
+            image_name = self._write_image(spec, camera, beauty_path)
+            maps = read_iuv_exr(exr_path)
+            write_fine_png(out / "labels24" / f"{stem}.png", maps)
+            write_coarse_png(out / "labels14" / f"{stem}.png", maps)
+            write_iuv_png(out / "iuv_png" / f"{stem}.png", maps)
+            record = self._annotate(spec, camera, person, maps, image_name)
+        if self.debug_geometry:
+            self._write_geometry(stem, person, camera)
+        atomic_write_text(out / "specs" / f"{stem}.json", dumps_spec(spec))
+        # The record is written last: its presence marks the sample as finished.
+        atomic_write_text(out / "records" / f"{stem}.json", json.dumps(record, sort_keys=True) + "\n")
+        self.times.samples += 1
+        return record
+
+    def _write_image(self, spec: dict[str, Any], camera: PinholeCamera, beauty_path: Path) -> str:
+        """Composite the beauty render over the backdrop; returns the file name under images/."""
+        stem, r = spec["stem"], spec["render"]
+        rgba = cv2.imread(str(beauty_path), cv2.IMREAD_UNCHANGED)
+        os.remove(beauty_path)
+        if rgba is None:
+            raise RuntimeError(f"Blender wrote no readable beauty image at {beauty_path}")
+        rgba = rgba.astype(np.float32) / 255.0
+        horizon = horizon_row(camera.focal_px, camera.height, spec["camera"]["elevation_deg"])
+        backdrop = procedural_backdrop(spec["backdrop"], camera.width, camera.height, horizon)[..., ::-1]
+        alpha = rgba[..., 3:4]
+        composite = rgba[..., :3] * alpha + backdrop * (1.0 - alpha)
+        image = np.clip(np.round(composite * 255.0), 0, 255).astype(np.uint8)
+        extension = "jpg" if r["image_format"] == "jpg" else "png"
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if extension == "jpg" else []
+        ok, encoded = cv2.imencode(f".{extension}", image, params)
+        if not ok:
+            raise RuntimeError(f"could not encode image {stem}")
+        name = f"{stem}.{extension}"
+        atomic_write_bytes(self.out_dir / "images" / name, encoded.tobytes())
+        return name
+
+    def _annotate(self, spec: dict[str, Any], camera: PinholeCamera, person: PosedPerson, maps,
+                  image_name: str) -> dict[str, Any]:
+        xy, visibility = keypoint_visibility(
+            person.keypoints, person.vertices, self.body.model.faces, self.body.face_part,
+            camera.K, camera.world_to_camera, (camera.width, camera.height),
+            KEYPOINT_PARTS, SURFACE_KEYPOINTS,
+        )
+        annotation = person_annotation(
+            maps, maps.I > 0, xy, visibility,
+            spec["annotation"]["points_per_person"], spec["annotation"]["point_seed"],
+        )
+        return {
+            "image": {"file_name": image_name, "height": camera.height, "width": camera.width, "index": spec["index"]},
+            "annotations": [annotation] if annotation is not None else [],
+        }
+
+    def _write_geometry(self, stem: str, person: PosedPerson, camera: PinholeCamera) -> None:
+        path = self.out_dir / "geometry" / f"{stem}.npz"
+        tmp = temporary_sibling(path)
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                vertices=person.vertices.astype(np.float64),
+                faces=self.body.model.faces.astype(np.int64),
+                corner_iuv=self.body.corner_iuv.astype(np.float32),
+                K=camera.K,
+                world_to_camera=camera.world_to_camera,
+                image_size=np.array([camera.width, camera.height]),
+                keypoints=person.keypoints,
+            )
+        os.replace(tmp, path)
+
+
+def write_annotations(out_dir: Path, records: list[dict[str, Any]]) -> Path:
+    """Assemble per-sample records (in sample order) into DIR/annotations.json."""
+    writer = DatasetWriter()
+    for record in sorted(records, key=lambda r: r["image"]["index"]):
+        image = record["image"]
+        image_id = writer.add_image(image["file_name"], image["height"], image["width"])
+        for annotation in record["annotations"]:
+            writer.add_annotation(image_id, annotation)
+    path = Path(out_dir) / "annotations.json"
+    writer.write(path)
+    return path

@@ -1,0 +1,1 @@
+"""The Blender adapter: the only place (with `ui/`) that imports `bpy`."""

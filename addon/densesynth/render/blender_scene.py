@@ -1,0 +1,270 @@
+"""Realise sample specs in Blender and render the beauty and the label pass.
+
+One scene is built per process and updated per sample (vertex positions, texture pixels,
+camera, lights): building meshes, materials and node trees once is what keeps scene set-up
+a small fraction of the beauty render.
+
+The label pass follows what was measured on Blender 5.0 (see the shared reference): an
+emission shader fed by a FLOAT_COLOR corner attribute, rendered by Cycles with 1 sample, no
+pixel filter, no denoiser, Standard view transform, to 32-bit float OpenEXR with a lossless
+codec, reads back bit-exact. The denoiser, not the sampler, is what would destroy labels.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..io_utils import temporary_sibling
+from ..scene.camera import PinholeCamera
+
+IUV_ATTRIBUTE = "densesynth_iuv"
+TEXTURE_UV = "texture_uv"
+
+
+@dataclass(frozen=True)
+class PersonMesh:
+    """Topology and per-corner data of one body kind: fixed while only the pose changes."""
+
+    faces: np.ndarray  # (F, 3)
+    corner_iuv: np.ndarray  # (F, 3, 3): I, U, V per face corner
+    corner_texture_uv: np.ndarray  # (F, 3, 2)
+    num_vertices: int
+
+
+class BlenderScene:
+    def __init__(self, person: PersonMesh, texture_size: int, device: str = "CPU", threads: int = 0):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        self.scene = bpy.context.scene
+        self.device = _configure_cycles(self.scene, device, threads)
+        self.person = _create_person_object(person)
+        self.texture = bpy.data.images.new("densesynth_clothing", texture_size, texture_size, alpha=True)
+        self.person_material = _create_person_material(self.texture)
+        self.person.data.materials.append(self.person_material)
+        self.label_material = _create_label_material()
+        self.camera = _create_camera(self.scene)
+        self.sun, self.area = _create_lights(self.scene)
+        self.world_background = _create_world(self.scene)
+        self.ground = _create_shadow_catcher(self.scene)
+
+    # --- per-sample updates -------------------------------------------------------------
+    def set_person_vertices(self, vertices: np.ndarray) -> None:
+        mesh = self.person.data
+        mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+        mesh.update()
+
+    def set_texture(self, rgba: np.ndarray, roughness: float) -> None:
+        self.texture.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())
+        self.texture.update()
+        self.person_material.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = roughness
+
+    def set_camera(self, camera: PinholeCamera) -> None:
+        data = self.camera.data
+        data.lens = camera.focal_length_mm
+        data.sensor_width = camera.sensor_width_mm
+        data.sensor_fit = "HORIZONTAL"
+        data.shift_x = data.shift_y = 0.0
+        data.clip_start, data.clip_end = 0.01, 1000.0
+        self.camera.matrix_world = [list(row) for row in camera.camera_to_world.T]
+        render = self.scene.render
+        render.resolution_x, render.resolution_y = camera.width, camera.height
+        render.resolution_percentage = 100
+        render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+
+    def set_lights(self, lights: dict, person_centre: np.ndarray) -> None:
+        sun = lights["sun"]
+        self.sun.data.energy = sun["strength"]
+        self.sun.data.use_temperature = True
+        self.sun.data.temperature = sun["temperature_k"]
+        # A sun light shines along its -Z axis: aim it from the drawn direction at the person.
+        self.sun.rotation_euler = (np.deg2rad(90.0 - sun["elevation_deg"]), 0.0, np.deg2rad(sun["azimuth_deg"]))
+        area = lights["area"]
+        az, el = np.deg2rad(area["azimuth_deg"]), np.deg2rad(area["elevation_deg"])
+        offset = area["distance_m"] * np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
+        self.area.location = tuple(person_centre + offset)
+        self.area.rotation_euler = _aim_euler(-offset)
+        self.area.data.energy = area["power_w"]
+        self.area.data.size = area["size_m"]
+        self.area.data.use_temperature = True
+        self.area.data.temperature = area["temperature_k"]
+        ambient = lights["ambient"]
+        self.world_background.inputs["Color"].default_value = (*ambient["colour"], 1.0)
+        self.world_background.inputs["Strength"].default_value = ambient["strength"]
+
+    # --- passes ---------------------------------------------------------------------------
+    def render_beauty(self, path: Path, samples: int, denoise: bool, seed: int, shadow_catcher: bool) -> None:
+        """RGBA PNG with a transparent background (and shadow-catcher alpha), for compositing."""
+        scene = self.scene
+        scene.view_layers[0].material_override = None
+        self.ground.hide_render = not shadow_catcher
+        scene.cycles.samples = samples
+        scene.cycles.use_denoising = denoise
+        scene.cycles.seed = seed
+        scene.cycles.max_bounces = 4
+        scene.render.filter_size = 1.5
+        scene.view_settings.view_transform = "AgX"
+        settings = scene.render.image_settings
+        settings.file_format = "PNG"
+        settings.color_mode = "RGBA"
+        settings.color_depth = "8"
+        _render_to(scene, path)
+
+    def render_labels(self, path: Path) -> None:
+        """The exact IUV pass (see the module docstring for why every setting is as it is)."""
+        scene = self.scene
+        scene.view_layers[0].material_override = self.label_material
+        self.ground.hide_render = True
+        scene.cycles.samples = 1
+        scene.cycles.use_denoising = False
+        scene.cycles.max_bounces = 0
+        scene.render.filter_size = 0.0
+        view = scene.view_settings
+        view.view_transform = "Standard"
+        view.look = "None"
+        view.exposure = 0.0
+        view.gamma = 1.0
+        settings = scene.render.image_settings
+        settings.file_format = "OPEN_EXR"
+        settings.color_mode = "RGBA"
+        settings.color_depth = "32"
+        settings.exr_codec = "ZIP"
+        _render_to(scene, path)
+
+
+def _render_to(scene: bpy.types.Scene, path: Path) -> None:
+    """Render a still to `path`, atomically: a killed worker leaves no partial file behind."""
+    path = Path(path)
+    tmp = temporary_sibling(path)
+    scene.render.use_file_extension = False
+    scene.render.filepath = str(tmp)
+    bpy.ops.render.render(write_still=True)
+    os.replace(tmp, path)
+
+
+def _configure_cycles(scene: bpy.types.Scene, device: str, threads: int) -> str:
+    scene.render.engine = "CYCLES"
+    scene.render.film_transparent = True
+    scene.render.use_persistent_data = True
+    scene.cycles.use_adaptive_sampling = True
+    scene.display_settings.display_device = "sRGB"
+    if threads > 0:
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = threads
+    scene.cycles.device = "CPU"
+    if device == "GPU" and _enable_gpu():
+        scene.cycles.device = "GPU"
+        return "GPU"
+    return "CPU"
+
+
+def _enable_gpu() -> bool:
+    """Use OptiX or CUDA when a device is present; otherwise stay on the CPU."""
+    try:
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+    except KeyError:
+        return False
+    for backend in ("OPTIX", "CUDA", "HIP", "METAL", "ONEAPI"):
+        try:
+            prefs.compute_device_type = backend
+        except TypeError:
+            continue
+        prefs.get_devices()
+        gpus = [d for d in prefs.devices if d.type == backend]
+        if gpus:
+            for d in prefs.devices:
+                d.use = d.type == backend
+            return True
+    return False
+
+
+def _create_person_object(person: PersonMesh) -> bpy.types.Object:
+    mesh = bpy.data.meshes.new("densesynth_person")
+    faces = np.ascontiguousarray(person.faces, dtype=np.int32)
+    mesh.vertices.add(person.num_vertices)
+    mesh.loops.add(faces.size)
+    mesh.polygons.add(len(faces))
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.update()
+    iuv = np.ones((len(faces), 3, 4), dtype=np.float32)
+    iuv[..., :3] = person.corner_iuv
+    attribute = mesh.attributes.new(IUV_ATTRIBUTE, "FLOAT_COLOR", "CORNER")
+    attribute.data.foreach_set("color", iuv.ravel())
+    uv_layer = mesh.uv_layers.new(name=TEXTURE_UV)
+    uv_layer.data.foreach_set("uv", np.ascontiguousarray(person.corner_texture_uv, dtype=np.float32).ravel())
+    mesh.shade_smooth()
+    obj = bpy.data.objects.new("densesynth_person", mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def _create_person_material(texture: bpy.types.Image) -> bpy.types.Material:
+    material = bpy.data.materials.new("densesynth_skin_and_clothes")
+    material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    bsdf = nodes["Principled BSDF"]
+    image_node = nodes.new("ShaderNodeTexImage")
+    image_node.image = texture
+    uv_node = nodes.new("ShaderNodeUVMap")
+    uv_node.uv_map = TEXTURE_UV
+    links.new(uv_node.outputs["UV"], image_node.inputs["Vector"])
+    links.new(image_node.outputs["Color"], bsdf.inputs["Base Color"])
+    return material
+
+
+def _create_label_material() -> bpy.types.Material:
+    material = bpy.data.materials.new("densesynth_iuv_label")
+    material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    attribute = nodes.new("ShaderNodeAttribute")
+    attribute.attribute_type = "GEOMETRY"
+    attribute.attribute_name = IUV_ATTRIBUTE
+    emission = nodes.new("ShaderNodeEmission")
+    emission.inputs["Strength"].default_value = 1.0
+    output = nodes.new("ShaderNodeOutputMaterial")
+    links.new(attribute.outputs["Color"], emission.inputs["Color"])
+    links.new(emission.outputs["Emission"], output.inputs["Surface"])
+    return material
+
+
+def _create_camera(scene: bpy.types.Scene) -> bpy.types.Object:
+    camera = bpy.data.objects.new("densesynth_camera", bpy.data.cameras.new("densesynth_camera"))
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    return camera
+
+
+def _create_lights(scene: bpy.types.Scene) -> tuple[bpy.types.Object, bpy.types.Object]:
+    sun = bpy.data.objects.new("densesynth_sun", bpy.data.lights.new("densesynth_sun", "SUN"))
+    area = bpy.data.objects.new("densesynth_area", bpy.data.lights.new("densesynth_area", "AREA"))
+    for light in (sun, area):
+        scene.collection.objects.link(light)
+    return sun, area
+
+
+def _create_world(scene: bpy.types.Scene) -> bpy.types.Node:
+    world = bpy.data.worlds.new("densesynth_world")
+    world.use_nodes = True
+    scene.world = world
+    return world.node_tree.nodes["Background"]
+
+
+def _create_shadow_catcher(scene: bpy.types.Scene) -> bpy.types.Object:
+    mesh = bpy.data.meshes.new("densesynth_ground")
+    size = 2.5  # metres around the person: shadows fall here; a larger plane only costs samples
+    mesh.from_pydata([(-size, -size, 0), (size, -size, 0), (size, size, 0), (-size, size, 0)], [], [(0, 1, 2, 3)])
+    ground = bpy.data.objects.new("densesynth_ground", mesh)
+    ground.is_shadow_catcher = True
+    scene.collection.objects.link(ground)
+    return ground
+
+
+def _aim_euler(direction: np.ndarray) -> tuple[float, float, float]:
+    """Euler angles that turn an object's -Z axis (where lights shine) along `direction`."""
+    from mathutils import Vector
+
+    return tuple(Vector(direction.tolist()).to_track_quat("-Z", "Y").to_euler())

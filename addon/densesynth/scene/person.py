@@ -1,0 +1,55 @@
+"""A person in the world: body shape from the phenotype, pose from a motion clip.
+
+The world is Blender's: Z up, metres, ground at z = 0. The person stands on the ground
+(lowest vertex at z = 0), centred at the origin; the camera, not the person, moves around.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..bodies.default_body import DefaultBody
+from ..motion.builtin_clips import builtin_clip
+from ..motion.clip import MotionClip, sample_frame
+from ..motion.mirror import mirror_pose
+from ..motion.retarget import ANNY_JOINT_MAP, retarget
+
+NUM_COCO_KEYPOINTS = 17
+
+
+@dataclass(frozen=True)
+class PosedPerson:
+    vertices: np.ndarray  # (V, 3) world
+    keypoints: np.ndarray  # (17, 3) world, COCO order
+
+
+@lru_cache(maxsize=None)
+def _clip(name: str) -> MotionClip:
+    return builtin_clip(name)
+
+
+def clip_time(clip: MotionClip, phase: float) -> float:
+    duration = (len(clip.poses) - 1) / clip.mocap_framerate
+    return float(phase) * duration
+
+
+def pose_person(person: dict, body: DefaultBody) -> PosedPerson:
+    """Shape, pose and place one person exactly as its spec says."""
+    model = body.model
+    rest = model.rest(person["body"]["phenotype"])
+    motion = person["motion"]
+    clip = _clip(motion["clip"])
+    pose72, trans = sample_frame(clip, clip_time(clip, motion["phase"]))
+    if motion["mirror"]:
+        pose72, trans = mirror_pose(pose72, trans)
+    retargeted = retarget(
+        pose72, trans, clip.rest_joints, rest.bone_heads, model.bone_parents, model.bone_labels, ANNY_JOINT_MAP
+    )
+    vertices, _ = model.pose(rest, retargeted.world_rotations)
+    root = rest.bone_heads[0]
+    offset = np.array([-root[0], -root[1], -vertices[:, 2].min()])
+    vertices = vertices + offset
+    keypoints = model.keypoints(vertices)[:NUM_COCO_KEYPOINTS]
+    return PosedPerson(vertices=vertices, keypoints=keypoints)

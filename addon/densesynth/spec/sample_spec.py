@@ -1,0 +1,173 @@
+"""Sample specs: what one sample is, drawn from the config and the seeds, as plain JSON.
+
+A spec holds every random draw (and the named seed stream it came from), plus the few
+values derived from them that the renderer needs (the fitted camera pose), so that the
+renderer reads nothing but the spec and the assets.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from .draws import Draws
+from .seeds import child_seed, sample_seed, stream
+
+SPEC_VERSION = 1
+
+
+def sample_stem(index: int) -> str:
+    return f"{index:08d}"
+
+
+def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
+              fit_camera: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Draw the spec of sample `index`; `fit_camera` derives the camera pose from the drawn person."""
+    seed = sample_seed(run_seed, index)
+    width, height = config["render"]["resolution"]
+    spec: dict[str, Any] = {
+        "spec_version": SPEC_VERSION,
+        "stem": sample_stem(index),
+        "index": index,
+        "run_seed": run_seed,
+        "sample_seed": seed,
+        "config_hash": config_id,
+        "render": {
+            "width": width,
+            "height": height,
+            "beauty_samples": config["render"]["beauty_samples"],
+            "denoise": config["render"]["denoise"],
+            "image_format": config["render"]["image_format"],
+            "shadow_catcher": config["render"]["shadow_catcher"],
+            "cycles_seed": child_seed(seed, "render"),
+        },
+        "persons": [_draw_person(config, seed)],
+        "appearance": [_draw_appearance(config["appearance"], seed)],
+        "camera": _draw_camera(config["camera"], seed),
+        "lights": _draw_lights(config["lights"], seed),
+        "backdrop": _draw_backdrop(config["backdrop"], seed),
+        "annotation": {
+            "points_per_person": config["annotation"]["points_per_person"],
+            "point_seed": child_seed(seed, "points"),
+        },
+    }
+    spec["camera"]["fitted"] = fit_camera(spec)
+    return spec
+
+
+def _draw_person(config: dict[str, Any], seed: int) -> dict[str, Any]:
+    body = Draws(stream(seed, "body"))
+    motion = Draws(stream(seed, "motion"))
+    phenotype = {name: body.uniform(bounds) for name, bounds in config["body"]["phenotype"].items()}
+    clip = motion.choice(config["motion"]["clips"])
+    return {
+        "body": {"kind": config["body"]["kind"], "phenotype": phenotype, "stream": "body"},
+        "motion": {
+            "clip": clip,
+            "phase": motion.uniform([0.0, 1.0]),  # position in the clip, as a fraction of its length
+            "mirror": motion.chance(config["motion"]["mirror_probability"]),
+            "stream": "motion",
+        },
+    }
+
+
+def _draw_appearance(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    d = Draws(stream(seed, "appearance"))
+    skin_value = d.uniform([0.25, 0.95])
+    return {
+        "stream": "appearance",
+        "texture_size": cfg["texture_size"],
+        "skin": d.colour([0.02, 0.09], [0.25, 0.6], [skin_value, skin_value]),
+        "long_sleeves": d.chance(cfg["long_sleeve_probability"]),
+        "long_trousers": d.chance(cfg["long_trousers_probability"]),
+        "top": _draw_garment(d, cfg),
+        "bottom": _draw_garment(d, cfg),
+        "shoes": d.colour([0.0, 1.0], [0.0, 0.5], [0.05, 0.6]),
+        "roughness": d.uniform(cfg["roughness"]),
+        "texture_seed": d.integer(),
+    }
+
+
+def _draw_garment(d: Draws, cfg: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "colour": d.colour([0.0, 1.0], [0.05, 0.9], [0.1, 0.95]),
+        "pattern": d.choice(["solid", "stripes", "checks", "noise"]),
+        "pattern_colour": d.colour([0.0, 1.0], [0.0, 0.9], [0.1, 0.95]),
+        "pattern_scale": d.uniform(cfg["pattern_scale"]),
+        "pattern_angle_deg": d.uniform([0.0, 180.0]),
+    }
+
+
+def _draw_camera(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    d = Draws(stream(seed, "camera"))
+    jitter = cfg["look_at_jitter"]
+    return {
+        "stream": "camera",
+        "focal_length_mm": d.uniform(cfg["focal_length_mm"]),
+        "sensor_width_mm": float(cfg["sensor_width_mm"]),
+        "azimuth_deg": d.uniform(cfg["azimuth_deg"]),
+        "elevation_deg": d.uniform(cfg["elevation_deg"]),
+        "roll_deg": d.uniform(cfg["roll_deg"]),
+        "person_height_fraction": d.uniform(cfg["person_height_fraction"]),
+        "offset": [d.uniform([-jitter, jitter]), d.uniform([-jitter, jitter])],
+    }
+
+
+def _draw_lights(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    d = Draws(stream(seed, "lights"))
+    return {
+        "stream": "lights",
+        "sun": {
+            "strength": d.uniform(cfg["sun_strength"]),
+            "elevation_deg": d.uniform(cfg["sun_elevation_deg"]),
+            "azimuth_deg": d.uniform(cfg["sun_azimuth_deg"]),
+            "temperature_k": d.uniform(cfg["color_temperature_k"]),
+        },
+        "area": {
+            "power_w": d.uniform(cfg["area_power_w"]),
+            "distance_m": d.uniform(cfg["area_distance_m"]),
+            "azimuth_deg": d.uniform([-180.0, 180.0]),
+            "elevation_deg": d.uniform([5.0, 60.0]),
+            "size_m": d.uniform([0.5, 2.0]),
+            "temperature_k": d.uniform(cfg["color_temperature_k"]),
+        },
+        "ambient": {
+            "strength": d.uniform(cfg["ambient_strength"]),
+            "colour": d.colour([0.5, 0.7], [0.0, 0.35], [0.7, 1.0]),
+        },
+    }
+
+
+def _draw_backdrop(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    d = Draws(stream(seed, "backdrop"))
+    return {
+        "stream": "backdrop",
+        "kind": cfg["kind"],
+        "seed": d.integer(),
+        "horizon": d.uniform([0.3, 0.75]),
+        "sky_top": d.colour([0.5, 0.7], [0.1, 0.7], [0.5, 1.0]),
+        "sky_bottom": d.colour([0.0, 1.0], [0.0, 0.3], [0.6, 1.0]),
+        "ground": d.colour([0.0, 1.0], [0.05, 0.6], [0.15, 0.7]),
+        "num_shapes": int(d.integer(14)),
+        "blur": d.uniform([0.0, 3.0]),
+    }
+
+
+def write_spec(path: Path, spec: dict[str, Any]) -> None:
+    from ..io_utils import atomic_write_text
+
+    atomic_write_text(path, dumps_spec(spec))
+
+
+def dumps_spec(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, indent=1, sort_keys=True) + "\n"
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    if spec.get("spec_version") != SPEC_VERSION:
+        from ..errors import UserError
+
+        raise UserError(f"spec {path} has version {spec.get('spec_version')}, this DenseSynth reads {SPEC_VERSION}")
+    return spec

@@ -1,0 +1,1 @@
+"""The farm: turns one configuration into a dataset (render, resume, merge, report)."""
