@@ -34,7 +34,7 @@ def test_iuv_exr_agrees_with_independent_rasteriser(rendered, stem):
     assert set(np.unique(rgba[..., 3])) <= {0.0, 1.0}, "label pass alpha must be exactly 0 or 1"
     exr_I = np.where(rgba[..., 3] > 0.5, np.round(rgba[..., 0]), 0).astype(int)
     stats = compare_iuv(exr_I, rgba[..., 1], rgba[..., 2], reference)
-    assert reference["mask"].sum() > 1000, "the person must be visible"
+    assert reference["mask"].sum() > 300, "the person must be visible"
     assert stats["agreement"] >= 0.995, stats
     assert stats["median_uv_error"] < 1e-3, stats
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .annotate.coco_densepose import DatasetWriter, person_annotation
-from .annotate.parts import KEYPOINT_PARTS
+from .annotate.parts import KEYPOINT_PARTS, SURFACE_KEYPOINTS
 from .annotate.visibility import keypoint_visibility
 from .appearance.backdrops import horizon_row, procedural_backdrop
 from .appearance.clothing import clothing_texture, uv_part_map
@@ -33,7 +33,6 @@ from .scene.person import PosedPerson, pose_person
 from .spec.sample_spec import draw_spec, dumps_spec
 
 OUTPUT_FOLDERS = ("images", "iuv", "labels24", "labels14", "iuv_png", "specs", "records")
-SURFACE_KEYPOINTS = np.array([True] * 5 + [False] * 12)
 
 
 @dataclass

@@ -12,6 +12,8 @@ codec, reads back bit-exact. The denoiser, not the sampler, is what would destro
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +38,18 @@ class PersonMesh:
 
 
 class BlenderScene:
-    def __init__(self, person: PersonMesh, texture_size: int, device: str = "CPU", threads: int = 0):
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        self.scene = bpy.context.scene
+    def __init__(self, person: PersonMesh, texture_size: int, device: str = "CPU", threads: int = 0,
+                 scene: bpy.types.Scene | None = None):
+        """Build into `scene`, or into a fresh empty file when None (render workers).
+
+        The add-on passes a new scene of the artist's file, which is left otherwise untouched.
+        """
+        if scene is None:
+            bpy.ops.wm.read_factory_settings(use_empty=True)
+            scene = bpy.context.scene
+        self.scene = scene
         self.device = _configure_cycles(self.scene, device, threads)
-        self.person = _create_person_object(person)
+        self.person = _create_person_object(scene, person)
         self.texture = bpy.data.images.new("densesynth_clothing", texture_size, texture_size, alpha=True)
         self.person_material = _create_person_material(self.texture)
         self.person.data.materials.append(self.person_material)
@@ -140,8 +149,31 @@ def _render_to(scene: bpy.types.Scene, path: Path) -> None:
     tmp = temporary_sibling(path)
     scene.render.use_file_extension = False
     scene.render.filepath = str(tmp)
-    bpy.ops.render.render(write_still=True)
+    with _blender_stdout_silenced():
+        bpy.ops.render.render(write_still=True)
+    if not tmp.is_file():
+        raise RuntimeError(f"Blender rendered no file at {tmp}")
     os.replace(tmp, path)
+
+
+@contextmanager
+def _blender_stdout_silenced():
+    """Blender prints a progress line per tile and a 'Saved:' line per file on the C-level
+    stdout; a dataset job prints its own progress, so these are dropped (errors go to stderr
+    and stay). Set DENSESYNTH_BLENDER_LOG=1 to keep them."""
+    if os.environ.get("DENSESYNTH_BLENDER_LOG"):
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(devnull)
+        os.close(saved)
 
 
 def _configure_cycles(scene: bpy.types.Scene, device: str, threads: int) -> str:
@@ -180,7 +212,7 @@ def _enable_gpu() -> bool:
     return False
 
 
-def _create_person_object(person: PersonMesh) -> bpy.types.Object:
+def _create_person_object(scene: bpy.types.Scene, person: PersonMesh) -> bpy.types.Object:
     mesh = bpy.data.meshes.new("densesynth_person")
     faces = np.ascontiguousarray(person.faces, dtype=np.int32)
     mesh.vertices.add(person.num_vertices)
@@ -197,13 +229,13 @@ def _create_person_object(person: PersonMesh) -> bpy.types.Object:
     uv_layer.data.foreach_set("uv", np.ascontiguousarray(person.corner_texture_uv, dtype=np.float32).ravel())
     mesh.shade_smooth()
     obj = bpy.data.objects.new("densesynth_person", mesh)
-    bpy.context.scene.collection.objects.link(obj)
+    scene.collection.objects.link(obj)
     return obj
 
 
 def _create_person_material(texture: bpy.types.Image) -> bpy.types.Material:
     material = bpy.data.materials.new("densesynth_skin_and_clothes")
-    material.use_nodes = True
+    _ensure_node_tree(material)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     bsdf = nodes["Principled BSDF"]
     image_node = nodes.new("ShaderNodeTexImage")
@@ -217,7 +249,7 @@ def _create_person_material(texture: bpy.types.Image) -> bpy.types.Material:
 
 def _create_label_material() -> bpy.types.Material:
     material = bpy.data.materials.new("densesynth_iuv_label")
-    material.use_nodes = True
+    _ensure_node_tree(material)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     nodes.clear()
     attribute = nodes.new("ShaderNodeAttribute")
@@ -248,7 +280,7 @@ def _create_lights(scene: bpy.types.Scene) -> tuple[bpy.types.Object, bpy.types.
 
 def _create_world(scene: bpy.types.Scene) -> bpy.types.Node:
     world = bpy.data.worlds.new("densesynth_world")
-    world.use_nodes = True
+    _ensure_node_tree(world)
     scene.world = world
     return world.node_tree.nodes["Background"]
 
@@ -261,6 +293,12 @@ def _create_shadow_catcher(scene: bpy.types.Scene) -> bpy.types.Object:
     ground.is_shadow_catcher = True
     scene.collection.objects.link(ground)
     return ground
+
+
+def _ensure_node_tree(datablock) -> None:
+    """Blender 5.0 gives new materials and worlds a node tree; older files may lack one."""
+    if datablock.node_tree is None:
+        datablock.use_nodes = True
 
 
 def _aim_euler(direction: np.ndarray) -> tuple[float, float, float]:

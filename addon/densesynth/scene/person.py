@@ -14,7 +14,7 @@ from ..bodies.default_body import DefaultBody
 from ..motion.builtin_clips import builtin_clip
 from ..motion.clip import MotionClip, sample_frame
 from ..motion.mirror import mirror_pose
-from ..motion.retarget import ANNY_JOINT_MAP, retarget
+from ..motion.retarget import ANNY_JOINT_MAP, retarget_pose
 
 NUM_COCO_KEYPOINTS = 17
 
@@ -44,8 +44,9 @@ def pose_person(person: dict, body: DefaultBody) -> PosedPerson:
     pose72, trans = sample_frame(clip, clip_time(clip, motion["phase"]))
     if motion["mirror"]:
         pose72, trans = mirror_pose(pose72, trans)
-    retargeted = retarget(
-        pose72, trans, clip.rest_joints, rest.bone_heads, model.bone_parents, model.bone_labels, ANNY_JOINT_MAP
+    retargeted = retarget_pose(
+        pose72, trans, rest.bone_heads, model.bone_parents, model.bone_labels, ANNY_JOINT_MAP,
+        source_rest_joints=clip.rest_joints,
     )
     vertices, _ = model.pose(rest, retargeted.world_rotations)
     root = rest.bone_heads[0]
