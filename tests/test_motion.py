@@ -1,10 +1,6 @@
 """Motion: forward kinematics, the clip format, built-in clips, retargeting onto anny."""
 from __future__ import annotations
 
-import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -347,21 +343,10 @@ def test_retarget_aligns_the_spine_exactly_when_frames_disagree():
 
 
 @pytest.fixture(scope="module")
-def anny(tmp_path_factory):
+def anny(anny_archive):
     from densesynth.bodies.body_model import AnnyBody
 
-    path = Path("/tmp/anny_body.npz")
-    if not path.exists():
-        if importlib.util.find_spec("anny") is None:
-            pytest.skip("anny is not installed and no exported body exists")
-        path = tmp_path_factory.mktemp("anny") / "anny_body.npz"
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ADDON), os.environ.get("PYTHONPATH", "")]))
-        result = subprocess.run(
-            [sys.executable, "-m", "densesynth.bodies.anny_export", "--out", str(path)],
-            capture_output=True, text=True, env=env,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-    body = AnnyBody.load(path)
+    body = AnnyBody.load(anny_archive)
     return body, body.rest({})
 
 

@@ -17,20 +17,26 @@ How the parts are made
    and per side: upper arm, lower arm, hand, upper leg, lower leg, foot): pelvis, spine,
    clavicle and root are torso; shoulder01 and upperarm are upper arm; wrist, metacarpals
    and fingers are hand; foot and toes are foot; neck, head and eyes are head (so the head
-   chart includes the neck, the eyeballs and the mouth/eye cavities, as in DensePose where
-   the head patches run down to the base of the neck). A face scores each segment with the
-   summed skinning weights of its three corners. The scores are diffused over face
-   neighbours for a few rounds before taking the best segment, which puts the borders on
-   the skin's own weight "watersheds" with smooth, speckle-free outlines.
-2. *Islands.* Any connected piece of a segment other than its largest one, that touches
-   the body elsewhere, joins the segment it shares the most edges with. Pieces that are
-   separate mesh components (eyeballs, the mouth insert) keep their label.
+   charts include the neck, the eyeballs and the mouth/eye cavities). A face scores each
+   segment with the summed skinning weights of its three corners. The scores are diffused
+   over face neighbours for a dozen rounds before taking the best segment, which puts
+   the borders on the skin's own weight "watersheds" with smooth, speckle-free outlines;
+   a few rounds of majority vote over face neighbours then shave the one-triangle teeth
+   that any per-face decision leaves along a border.
+2. *Islands.* Any connected piece of a segment other than its largest one that borders
+   another segment's largest piece joins the segment it shares the most edges with.
+   Pieces that are separate mesh components (eyeballs, the mouth insert) keep their
+   label. Every step is mirror-symmetric (ties are broken by a key that mirror twins
+   share), so on anny's symmetric mesh the charts map onto each other exactly through
+   the horizontal flip table, (U, V) included (see below).
 3. *Front/back and left/right split, geometrically.* Limbs and torso are split by the
    plane that contains the segment's centre line and the person's side-to-side direction:
    the half facing the person's front (-Y in anny) is "front". The head is split by the
    body's mid-sagittal plane (x of the head bone) into the person's left (+X) and right
-   halves, matching DensePose's head charts 23/24 (horizontal flip swaps them). Islands
-   are cleaned again after the split.
+   halves, matching DensePose's head charts 23/24 (horizontal flip swaps them). The split
+   uses face centroids, then the vote and the island clean-up run again on the 24 parts.
+   On anny every chart ends up one connected region; each head half also keeps one
+   eyeball and half of the mouth insert, which are separate mesh components.
 
 How (U, V) are made
 -------------------
@@ -46,16 +52,24 @@ exactly at shared vertices, and nothing is ever interpolated across a chart bord
   around the segment's centre line *within the half*: 0 on the seam at the medial side
   (for the torso: the person's right side), 1 on the seam at the lateral side (torso:
   left side), 0.5 at the middle of the front or back. The centre line is the area
-  weighted centroid of the segment's cross-sections, not the bone (bones are off-centre,
-  e.g. the spine lies at the back). The angle is measured from a point set back from the
-  centre line, away from the half, by 15% of the local radius: this keeps ``U``
-  continuous where the centre line pierces the surface (the crotch at the bottom of the
-  torso), and since a half never wraps round the whole axis, ``U`` has no 0/1 wrap seam
-  inside a chart.
+  weighted centroid of the segment's cross-sections (for limbs measured between the two
+  joints, and held beyond them where the surface is an end cap rather than a ring), not
+  the bone: bones are off-centre, e.g. the spine lies at the back. The angle is measured from a
+  point set back from the centre line, away from the half, by half the local radius (at
+  least half the segment's median radius): where the axis pierces the surface (the crotch
+  under the torso, the top of the shoulder cap, the back of the elbow) a plain angle would
+  sweep through all of [0, 1] within a few millimetres, the set-back angle stays gentle.
+  Since a half never wraps round the whole axis, ``U`` has no 0/1 wrap seam inside a
+  chart. The last few percent of ``U`` next to a seam are clamped where a cross-section
+  is thicker than usual, or where a seam face reaches across the splitting plane.
 * Head halves (23, 24): ``V`` is the height (0 at the base of the neck, 1 at the crown),
   ``U`` the angle around the vertical centre line within the half, from the back of the
-  head (0) to the face (1), measured like the limbs'. Left and right halves use the same
-  convention, so the horizontal flip maps (U, V) to the same (U, V) on the other half.
+  head (0) to the face (1), measured like the limbs' (set back across the midline, so
+  the crown, where the vertical axis leaves the head, stays continuous).
+* Mirror convention: limbs (medial -> lateral), head halves, hands and feet use the same
+  layout on both sides, so the horizontal flip maps (U, V) on one side to the same
+  (U, V) on the mirror chart; the torso charts run from the person's right to left, so
+  the flip maps U to 1 - U there.
 * Hands and feet (3..6): a hand or foot is a cap attached to the limb along one loop
   (wrist, ankle): topologically a disc, so it can be charted without any seam. We use an
   azimuthal projection seen from a point inside it: polar angle from the direction of
@@ -72,7 +86,7 @@ Part indices, names and the horizontal flip (``annotate/parts.py``) are DensePos
 within-pair choice of which is "front" and which "back" follows the names in DensePose's
 list (e.g. 7 = upper leg right back). The regions are close to SMPL's but not identical:
 ours follow anny's skinning, so e.g. the shoulder cap belongs to the upper arm (from
-shoulder01) and the neck to the head. The (U, V) layouts are our own construction, as
+shoulder01), the neck to the head and the buttocks mostly to the torso. The (U, V) layouts are our own construction, as
 DensePose's are tied to SMPL's vertex table: a model that regresses (U, V) learns our
 layout, and comparing (U, V) with DensePose-COCO annotations needs a mapping between the
 two bodies' surfaces (I agrees directly).
@@ -129,7 +143,7 @@ _BONE_SEGMENT_RULES: tuple[tuple[str, str], ...] = (
 )
 
 _SMOOTHING_ROUNDS = 12
-_VOTE_ROUNDS = 3
+_VOTE_ROUNDS = 50  # upper bound; the vote settles long before
 _SETBACK = 0.5  # angle origin set back by this fraction of the local radius
 _CENTRE_BINS = 16
 _EPS = 1e-12
@@ -137,6 +151,8 @@ _EPS = 1e-12
 
 @dataclass(frozen=True)
 class Charts:
+    """Per-face DensePose labels of one mesh topology (valid for every phenotype and pose)."""
+
     face_part: np.ndarray  # (F,) int, 1..24, every face has a chart (no zeros)
     corner_uv: np.ndarray  # (F, 3, 2) float32, U and V of each face corner, in [0, 1]
 
@@ -191,26 +207,52 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             parent = jumped
 
 
-def _majority_vote(labels: np.ndarray, a: np.ndarray, b: np.ndarray, rounds: int) -> np.ndarray:
+def _majority_vote(
+    labels: np.ndarray, a: np.ndarray, b: np.ndarray, priority: np.ndarray, max_rounds: int
+) -> np.ndarray:
     """Faces adopt a label held by at least two neighbours and by more neighbours than their own.
 
     Shaves the one-triangle teeth a per-face decision leaves along borders on a coarse mesh.
+    Two neighbouring faces never switch in the same round (the one of lower priority waits;
+    equal priority, which only mirror twins across the midline share, both wait): each
+    switch then strictly shortens the borders, so the vote cannot oscillate and settles.
+    A mirror-symmetric priority keeps a mirror-symmetric labelling symmetric.
     """
     labels = labels.copy()
     num_faces, num_labels = len(labels), int(labels.max()) + 1
     src, dst = np.concatenate([a, b]), np.concatenate([b, a])
-    for _ in range(rounds):
+    rows = np.arange(num_faces)
+    for _ in range(max_rounds):
         counts = np.bincount(
             src * num_labels + labels[dst], minlength=num_faces * num_labels
         ).reshape(num_faces, num_labels)
         best = np.argmax(counts, axis=1)
-        best_count = counts[np.arange(num_faces), best]
-        own_count = counts[np.arange(num_faces), labels]
-        change = (best_count >= 2) & (best_count > own_count)
+        change = (counts[rows, best] >= 2) & (counts[rows, best] > counts[rows, labels])
+        both = change[a] & change[b]
+        pa, pb = priority[a[both]], priority[b[both]]
+        change[a[both][pa <= pb]] = False
+        change[b[both][pb <= pa]] = False
         if not change.any():
             break
         labels[change] = best[change]
     return labels
+
+
+def _clean(
+    labels: np.ndarray, areas: np.ndarray, a: np.ndarray, b: np.ndarray, priority: np.ndarray
+) -> np.ndarray:
+    """Majority vote, island absorption, and the vote again for the borders islands leave."""
+    labels = _majority_vote(labels, a, b, priority, _VOTE_ROUNDS)
+    labels = _absorb_islands(labels, areas, a, b)
+    return _majority_vote(labels, a, b, priority, _VOTE_ROUNDS)
+
+
+def _mirror_symmetric_priority(centroids: np.ndarray, mid_x: float) -> np.ndarray:
+    """Dense rank of faces by (height, depth, distance from the midline), equal for mirror twins."""
+    key = np.round(
+        np.stack([centroids[:, 2], centroids[:, 1], np.abs(centroids[:, 0] - mid_x)], axis=1), 6
+    )
+    return np.unique(key, axis=0, return_inverse=True)[1].ravel()
 
 
 def _absorb_islands(
@@ -341,6 +383,8 @@ def _make_cylinder(
     inside = (t >= lo) & (t <= hi)
     weight = np.bincount(slab, weights=seg_areas * inside, minlength=_CENTRE_BINS)
     keep = weight > 0.02 * weight.sum() / _CENTRE_BINS
+    if keep.sum() < 2:
+        raise ValueError("segment too small to measure a centre line")
     seg_areas = seg_areas * inside
     w = np.maximum(weight, _EPS)
     mean_t = np.bincount(slab, weights=seg_areas * t, minlength=_CENTRE_BINS) / w
@@ -363,9 +407,9 @@ def _make_cylinder(
 def _half_angle_u(toward: np.ndarray, across: np.ndarray, radius: np.ndarray) -> np.ndarray:
     """U from the angle within a half: toward = radial coordinate into the half, across = to U=1.
 
-    The origin of the angle sits `_SETBACK` local radii behind the centre line, outside the
-    half, so the angle stays defined (and continuous) on all of the half's surface; a point
-    on the seam at the local radius maps to exactly 0 or 1.
+    The origin of the angle sits `_SETBACK` radii behind the centre line, outside the half,
+    so the angle stays defined and gentle on all of the half's surface, even where the
+    surface crosses the centre line; a point on the seam at that radius maps to 0 or 1.
     """
     angle = np.arctan2(across, toward + _SETBACK * radius)
     return 0.5 + 0.5 * angle / np.arctan(1.0 / _SETBACK)
@@ -432,6 +476,8 @@ def build_anny_charts(
     a, b = _face_adjacency(faces, len(vertices))
     areas = _face_areas(vertices, faces)
     centroids = vertices[faces].mean(axis=1)
+    mid_x = float(head_of("head")[0])
+    priority = _mirror_symmetric_priority(centroids, mid_x)
 
     segment = _segment_of_faces(
         faces,
@@ -441,13 +487,13 @@ def build_anny_charts(
         a,
         b,
     )
-    segment = _absorb_islands(_majority_vote(segment, a, b, _VOTE_ROUNDS), areas, a, b)
+    segment = _clean(segment, areas, a, b, priority)
 
     # Geometry of every segment, and the geometric split into fine parts.
     part = np.zeros(len(faces), dtype=np.int64)
     cylinders: dict[str, _Cylinder] = {}
     discs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
-    head_frame: tuple[float, _Cylinder] | None = None
+    head_cylinder: _Cylinder | None = None
     for seg_id, name in enumerate(SEGMENTS):
         in_seg = segment == seg_id
         if not in_seg.any():
@@ -457,13 +503,12 @@ def build_anny_charts(
         kind, _, side = name.partition(".")
         lateral = np.array([1.0 if side != "R" else -1.0, 0.0, 0.0])
         if kind == "head":
-            mid_x = float(head_of("head")[0])
             up = np.array([0.0, 0.0, 1.0])
             base = head_of("neck01")
             # The head's "cylinder": vertical axis, front/side frame gives the half angle.
             cyl = _make_cylinder(base, base + up, np.array([1.0, 0.0, 0.0]), vertices,
                                  seg_faces, areas[in_seg])
-            head_frame = (mid_x, cyl)
+            head_cylinder = cyl
             part[in_seg] = np.where(centroids[in_seg, 0] < mid_x, parts[0], parts[1])
         elif kind in ("hand", "foot"):
             part[in_seg] = parts[0]
@@ -498,7 +543,7 @@ def build_anny_charts(
             _, radial_f, _, _ = cyl.local(centroids[in_seg])
             part[in_seg] = np.where(radial_f >= 0.0, parts[0], parts[1])
 
-    part = _absorb_islands(_majority_vote(part, a, b, _VOTE_ROUNDS), areas, a, b)
+    part = _clean(part, areas, a, b, priority)
     missing = sorted(set(range(1, NUM_PARTS + 1)) - set(np.unique(part).tolist()))
     if missing:
         raise ValueError(f"charts {missing} ended up empty")
@@ -512,9 +557,8 @@ def build_anny_charts(
             if not in_part.any():
                 continue
             points = vertices[faces[in_part]].reshape(-1, 3)
-            if kind == "head":
-                assert head_frame is not None
-                mid_x, cyl = head_frame
+            if kind == "head" and head_cylinder is not None:
+                cyl = head_cylinder
                 t, radial_f, _, radius = cyl.local(points)
                 radial_x = points[:, 0] - mid_x
                 toward = -radial_x if fine == parts[0] else radial_x  # right half: -X

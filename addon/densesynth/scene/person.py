@@ -13,10 +13,12 @@ import numpy as np
 from ..bodies.default_body import DefaultBody
 from ..motion.builtin_clips import builtin_clip
 from ..motion.clip import MotionClip, sample_frame
+from ..motion.kinematics import forward_kinematics
 from ..motion.mirror import mirror_pose
 from ..motion.retarget import ANNY_JOINT_MAP, retarget_pose
 
 NUM_COCO_KEYPOINTS = 17
+FOOT_ROLL_M = 0.02
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,26 @@ class PosedPerson:
 @lru_cache(maxsize=None)
 def _clip(name: str) -> MotionClip:
     return builtin_clip(name)
+
+
+def _airborne_height(pose72: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray) -> float:
+    """How far the motion's lowest joint rises above its standing height (jumps), in metres.
+
+    Grounded motion puts the body's lowest vertex on the floor; only a real jump lifts it.
+    Measured on the motion's own skeleton (SMPL frame, Y up), where the floor is y = 0.
+    Rolling over the toes raises every foot joint by up to ~2 cm while the sole still
+    touches the floor, so rises below FOOT_ROLL_M count as standing.
+    """
+    _, joints = forward_kinematics(pose72, rest_joints)
+    lowest = float((joints[:, 1] + trans[1]).min())
+    return max(0.0, lowest - float(rest_joints[:, 1].min()) - FOOT_ROLL_M)
+
+
+def retargeted_leg_ratio(rest, clip: MotionClip) -> float:
+    """Leg length of the body over that of the motion's skeleton: scales heights of jumps."""
+    body_leg = float(rest.bone_heads[:, 2].max() - rest.bone_heads[:, 2].min())
+    motion_leg = float(clip.rest_joints[:, 1].max() - clip.rest_joints[:, 1].min())
+    return body_leg / motion_leg if motion_leg > 0 else 1.0
 
 
 def clip_time(clip: MotionClip, phase: float) -> float:
@@ -50,7 +72,8 @@ def pose_person(person: dict, body: DefaultBody) -> PosedPerson:
     )
     vertices, _ = model.pose(rest, retargeted.world_rotations)
     root = rest.bone_heads[0]
-    offset = np.array([-root[0], -root[1], -vertices[:, 2].min()])
+    lift = _airborne_height(pose72, trans, clip.rest_joints) * retargeted_leg_ratio(rest, clip)
+    offset = np.array([-root[0], -root[1], lift - vertices[:, 2].min()])
     vertices = vertices + offset
     keypoints = model.keypoints(vertices)[:NUM_COCO_KEYPOINTS]
     return PosedPerson(vertices=vertices, keypoints=keypoints)
