@@ -5,7 +5,6 @@ module, so the end-to-end tests check exactly what a user runs.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

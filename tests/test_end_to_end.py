@@ -69,3 +69,21 @@ def test_rerun_resumes_and_other_config_is_refused(rendered, test_config, tmp_pa
     refused = run_render(rendered, 3, 99, test_config)
     assert refused.returncode != 0
     assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_blender_style_arguments_after_double_dash(test_config, tmp_path):
+    """`blender -b -P farm/render.py -- ARGS`: the script reads only what follows `--`."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "blender_style"
+    code = ("import runpy, sys; sys.argv = ['blender', '-b', '-P', 'farm/render.py', '--', '--out', sys.argv[1], "
+            "'--num-samples', '1', '--resolution', '64', '--config', sys.argv[2], '--quiet']; "
+            "runpy.run_path('farm/render.py', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code, str(out), str(test_config)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((out / "annotations.json").read_text())
+    assert data["images"][0]["width"] == 64

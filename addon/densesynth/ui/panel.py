@@ -5,7 +5,6 @@ what the randomisation does, through the sample's own camera), and render a data
 background Blender process so the artist's session stays responsive. Both use the same
 config file and the same code as the farm.
 """
-from __future__ import annotations
 
 import subprocess
 from pathlib import Path
