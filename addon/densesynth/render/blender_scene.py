@@ -179,7 +179,9 @@ def _blender_stdout_silenced():
 def _configure_cycles(scene: bpy.types.Scene, device: str, threads: int) -> str:
     scene.render.engine = "CYCLES"
     scene.render.film_transparent = True
-    scene.render.use_persistent_data = True
+    # Persistent data would keep the BVH between the two passes, but Cycles then keeps the
+    # first texture it saw and ignores later pixel updates (every person wore sample 0's clothes).
+    scene.render.use_persistent_data = False
     scene.cycles.use_adaptive_sampling = True
     scene.display_settings.display_device = "sRGB"
     if threads > 0:
