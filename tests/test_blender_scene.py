@@ -20,14 +20,15 @@ def scene_and_body(default_body):
     from densesynth.scene.camera import PinholeCamera, look_at
 
     model = default_body.model
-    scene = BlenderScene(PersonMesh(model.faces, default_body.corner_iuv, model.corner_texture_uv,
-                                    model.num_vertices), 32)
+    scene = BlenderScene(32)
+    mesh = PersonMesh(model.faces, default_body.corner_iuv, model.corner_texture_uv, model.num_vertices)
+    (slot,) = scene.person_slots(["anny"], {"anny": mesh})
     vertices = model.rest({}).vertices.copy()
     vertices[:, 2] -= vertices[:, 2].min()
-    scene.set_person_vertices(vertices)
+    slot.set_vertices(vertices)
     scene.set_camera(PinholeCamera(look_at(np.array([0.0, -3.0, 0.9]), np.array([0.0, 0.0, 0.9])), 50.0, 36.0, 64, 64))
     scene.set_lights(LIGHTS, vertices.mean(axis=0))
-    return scene, vertices
+    return scene, slot, vertices
 
 
 def body_colour(scene, path) -> np.ndarray:
@@ -37,12 +38,12 @@ def body_colour(scene, path) -> np.ndarray:
 
 
 def test_texture_changes_reach_the_render(scene_and_body, tmp_path):
-    scene, _ = scene_and_body
+    scene, slot, _ = scene_and_body
     colours = []
     for rgb in ([1.0, 0.0, 0.0], [0.0, 0.0, 1.0]):
         texture = np.ones((32, 32, 4), np.float32)
         texture[..., :3] = rgb
-        scene.set_texture(texture, 0.5)
+        slot.set_texture(texture, 0.5)
         colours.append(body_colour(scene, tmp_path / "beauty.png"))
     assert colours[0][0] > colours[0][2] + 50  # red clothes look red
     assert colours[1][2] > colours[1][0] + 50  # then blue clothes look blue
@@ -51,11 +52,11 @@ def test_texture_changes_reach_the_render(scene_and_body, tmp_path):
 def test_vertex_updates_reach_the_label_pass(scene_and_body, tmp_path):
     from iuv_compare import read_exr_rgba
 
-    scene, vertices = scene_and_body
+    scene, slot, vertices = scene_and_body
     scene.render_labels(tmp_path / "a.exr")
-    scene.set_person_vertices(vertices + np.array([0.4, 0.0, 0.0]))
+    slot.set_vertices(vertices + np.array([0.4, 0.0, 0.0]))
     scene.render_labels(tmp_path / "b.exr")
-    scene.set_person_vertices(vertices)
+    slot.set_vertices(vertices)
     cols_a = np.nonzero(read_exr_rgba(tmp_path / "a.exr")[..., 3].any(axis=0))[0]
     cols_b = np.nonzero(read_exr_rgba(tmp_path / "b.exr")[..., 3].any(axis=0))[0]
     assert cols_b.mean() > cols_a.mean() + 5  # the person moved right in the image

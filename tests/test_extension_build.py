@@ -24,7 +24,7 @@ settings = bpy.context.scene.densesynth
 settings.config_path = config
 assert bpy.ops.densesynth.preview_sample() == {"FINISHED"}
 preview = [s for s in bpy.data.scenes if s.name.startswith("DenseSynth ")][0]
-assert len(preview.objects["densesynth_person"].data.vertices) > 10000
+assert len(preview.objects["densesynth_person_0"].data.vertices) > 10000
 assert "torch" not in sys.modules, "the extension must not import torch"
 print("EXTENSION_OK")
 """

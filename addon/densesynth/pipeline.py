@@ -9,6 +9,7 @@ Stages and where they live:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -25,14 +26,15 @@ from .annotate.visibility import keypoint_visibility
 from .appearance.backdrops import horizon_row, procedural_backdrop
 from .appearance.clothing import clothing_texture, uv_part_map
 from .bodies.default_body import DefaultBody
-from .decode.iuv_exr import read_iuv_exr
-from .decode.label_maps import write_coarse_png, write_fine_png, write_iuv_png
+from .decode.iuv_exr import read_exr_channel, read_iuv_exr
+from .decode.label_maps import write_coarse_png, write_fine_png, write_iuv_png, write_png
 from .io_utils import atomic_write_bytes, atomic_write_text, temporary_sibling
 from .scene.camera import PinholeCamera, camera_from_spec, fit_camera
 from .scene.person import PosedPerson, pose_person
 from .spec.sample_spec import draw_spec, dumps_spec
 
 OUTPUT_FOLDERS = ("images", "iuv", "labels24", "labels14", "iuv_png", "specs", "records")
+# `persons/<stem>.png` (which person each pixel shows, 1-based) is written only for images with several people.
 
 
 @dataclass
@@ -58,7 +60,7 @@ class _Timer:
 
 
 class SampleRenderer:
-    """Holds what is built once per process (body, charts, Blender scene) and renders samples."""
+    """Holds what is built once per process (bodies, charts, Blender scene) and renders samples."""
 
     def __init__(self, config: dict[str, Any], config_id: str, run_seed: int, out_dir: Path,
                  debug_geometry: bool = False):
@@ -68,16 +70,15 @@ class SampleRenderer:
         self.out_dir = Path(out_dir)
         self.debug_geometry = debug_geometry or config["annotation"]["write_debug_geometry"]
         self.times = StageTimes()
-        self._last_pose: tuple[str, PosedPerson] | None = None
+        self._last_poses: tuple[str, list[PosedPerson]] | None = None
         start = time.perf_counter()
-        self.body = DefaultBody.load()
-        model = self.body.model
+        body = DefaultBody.load()
+        self.bodies = {"anny": body}
         texture_size = config["appearance"]["texture_size"]
-        self.part_map = uv_part_map(model.corner_texture_uv, self.body.face_part, texture_size)
-        self.scene = BlenderScene(
-            PersonMesh(model.faces, self.body.corner_iuv, model.corner_texture_uv, model.num_vertices),
-            texture_size, config["render"]["device"], config["render"]["threads"],
-        )
+        self.part_maps = {"anny": uv_part_map(body.model.corner_texture_uv, body.face_part, texture_size)}
+        self.meshes = {"anny": PersonMesh(body.model.faces, body.corner_iuv, body.model.corner_texture_uv,
+                                          body.model.num_vertices)}
+        self.scene = BlenderScene(texture_size, config["render"]["device"], config["render"]["threads"])
         self.times.add("process_setup", time.perf_counter() - start)
         for folder in OUTPUT_FOLDERS + (("geometry",) if self.debug_geometry else ()):
             (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
@@ -85,30 +86,32 @@ class SampleRenderer:
     # --- specification ------------------------------------------------------------------
     def draw_spec(self, index: int) -> dict[str, Any]:
         def fit(spec: dict[str, Any]) -> dict[str, Any]:
-            posed = self._pose(spec["persons"][0])
-            return fit_camera(posed.vertices, spec["camera"], spec["render"]["width"], spec["render"]["height"])
+            main = self._pose_all(spec["persons"])[0]  # the camera frames the first person
+            return fit_camera(main.vertices, spec["camera"], spec["render"]["width"], spec["render"]["height"])
 
         return draw_spec(self.config, self.config_id, self.run_seed, index, fit)
 
-    def _pose(self, person: dict[str, Any]) -> PosedPerson:
-        """Pose a person, reusing the pose computed for the camera fit of the same spec."""
-        key = json.dumps(person, sort_keys=True)
-        if self._last_pose is None or self._last_pose[0] != key:
-            self._last_pose = (key, pose_person(person, self.body))
-        return self._last_pose[1]
+    def _pose_all(self, persons: list[dict[str, Any]]) -> list[PosedPerson]:
+        """Pose every person, reusing the poses computed for the camera fit of the same spec."""
+        key = json.dumps(persons, sort_keys=True)
+        if self._last_poses is None or self._last_poses[0] != key:
+            self._last_poses = (key, [pose_person(person, self.bodies) for person in persons])
+        return self._last_poses[1]
 
     # --- one sample -----------------------------------------------------------------------
     def render(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Render and annotate one sample; returns its record (image entry and annotations)."""
         stem, out = spec["stem"], self.out_dir
+        kinds = [person["body"]["kind"] for person in spec["persons"]]
         with _Timer(self.times, "scene_setup"):
-            person = self._pose(spec["persons"][0])
+            people = self._pose_all(spec["persons"])
             camera = camera_from_spec(spec)
-            appearance = spec["appearance"][0]
-            self.scene.set_texture(clothing_texture(appearance, self.part_map), appearance["roughness"])
-            self.scene.set_person_vertices(person.vertices)
+            for slot, kind, posed, appearance in zip(self.scene.person_slots(kinds, self.meshes), kinds, people,
+                                                     spec["appearance"]):
+                slot.set_texture(clothing_texture(appearance, self.part_maps[kind]), appearance["roughness"])
+                slot.set_vertices(posed.vertices)
             self.scene.set_camera(camera)
-            self.scene.set_lights(spec["lights"], person.vertices.mean(axis=0))
+            self.scene.set_lights(spec["lights"], people[0].vertices.mean(axis=0))
         beauty_path = temporary_sibling(out / "images" / f"{stem}.beauty.png")
         with _Timer(self.times, "beauty_pass"):
             r = spec["render"]
@@ -116,20 +119,35 @@ class SampleRenderer:
         exr_path = out / "iuv" / f"{stem}.exr"
         with _Timer(self.times, "label_pass"):
             self.scene.render_labels(exr_path)
+            person_index = self._render_person_index(stem) if len(people) > 1 else None
         with _Timer(self.times, "decode_annotate"):
             image_name = self._write_image(spec, camera, beauty_path)
             maps = read_iuv_exr(exr_path)
+            if person_index is not None:
+                maps = dataclasses.replace(maps, person_index=np.where(maps.I > 0, person_index, 0))
             write_fine_png(out / "labels24" / f"{stem}.png", maps)
             write_coarse_png(out / "labels14" / f"{stem}.png", maps)
             write_iuv_png(out / "iuv_png" / f"{stem}.png", maps)
-            record = self._annotate(spec, camera, person, maps, image_name)
+            if person_index is not None:
+                write_png(out / "persons" / f"{stem}.png", maps.person_index.astype(np.uint8))
+            record = self._annotate(spec, camera, kinds, people, maps, image_name)
         if self.debug_geometry:
-            self._write_geometry(stem, person, camera)
+            self._write_geometry(stem, kinds, people, camera)
         atomic_write_text(out / "specs" / f"{stem}.json", dumps_spec(spec))
         # The record is written last: its presence marks the sample as finished.
         atomic_write_text(out / "records" / f"{stem}.json", json.dumps(record, sort_keys=True) + "\n")
         self.times.samples += 1
         return record
+
+    def _render_person_index(self, stem: str) -> np.ndarray:
+        """Which person each pixel shows (1-based, 0 = nobody): a second exact 1-sample pass."""
+        (self.out_dir / "persons").mkdir(exist_ok=True)
+        path = temporary_sibling(self.out_dir / "persons" / f"{stem}.exr")
+        self.scene.render_instances(path)
+        try:
+            return np.round(read_exr_channel(path, "R")).astype(np.int64)
+        finally:
+            os.remove(path)
 
     def _write_image(self, spec: dict[str, Any], camera: PinholeCamera, beauty_path: Path) -> str:
         """Composite the beauty render over the backdrop; returns the file name under images/."""
@@ -153,35 +171,59 @@ class SampleRenderer:
         atomic_write_bytes(self.out_dir / "images" / name, encoded.tobytes())
         return name
 
-    def _annotate(self, spec: dict[str, Any], camera: PinholeCamera, person: PosedPerson, maps,
-                  image_name: str) -> dict[str, Any]:
-        xy, visibility = keypoint_visibility(
-            person.keypoints, person.vertices, self.body.model.faces, self.body.face_part,
-            camera.K, camera.world_to_camera, (camera.width, camera.height),
-            KEYPOINT_PARTS, SURFACE_KEYPOINTS,
-        )
-        annotation = person_annotation(
-            maps, maps.I > 0, xy, visibility,
-            spec["annotation"]["points_per_person"], spec["annotation"]["point_seed"],
-        )
+    def _scene_mesh(self, kinds: list[str], people: list[PosedPerson]):
+        """All people as one mesh: vertices, faces, face parts, corner IUV, person of each face."""
+        vertices, faces, parts, iuv, owner = [], [], [], [], []
+        offset = 0
+        for number, (kind, posed) in enumerate(zip(kinds, people)):
+            body = self.bodies[kind]
+            vertices.append(posed.vertices)
+            faces.append(body.model.faces + offset)
+            parts.append(body.face_part)
+            iuv.append(body.corner_iuv)
+            owner.append(np.full(len(body.face_part), number))
+            offset += len(posed.vertices)
+        return (np.concatenate(vertices), np.concatenate(faces), np.concatenate(parts), np.concatenate(iuv),
+                np.concatenate(owner))
+
+    def _annotate(self, spec: dict[str, Any], camera: PinholeCamera, kinds: list[str], people: list[PosedPerson],
+                  maps, image_name: str) -> dict[str, Any]:
+        vertices, faces, face_part, _, person_of_face = self._scene_mesh(kinds, people)
+        annotations = []
+        for number, posed in enumerate(people):
+            # Other people's faces keep no part: they can only hide this person's keypoints.
+            own_parts = np.where(person_of_face == number, face_part, 0)
+            xy, visibility = keypoint_visibility(
+                posed.keypoints, vertices, faces, own_parts, camera.K, camera.world_to_camera,
+                (camera.width, camera.height), KEYPOINT_PARTS, SURFACE_KEYPOINTS,
+            )
+            mask = maps.I > 0 if maps.person_index is None else maps.person_index == number + 1
+            annotation = person_annotation(
+                maps, mask, xy, visibility, spec["annotation"]["points_per_person"],
+                spec["annotation"]["point_seed"] + number,
+            )
+            if annotation is not None:
+                annotations.append(annotation)
         return {
             "image": {"file_name": image_name, "height": camera.height, "width": camera.width, "index": spec["index"]},
-            "annotations": [annotation] if annotation is not None else [],
+            "annotations": annotations,
         }
 
-    def _write_geometry(self, stem: str, person: PosedPerson, camera: PinholeCamera) -> None:
+    def _write_geometry(self, stem: str, kinds: list[str], people: list[PosedPerson], camera: PinholeCamera) -> None:
+        vertices, faces, _, corner_iuv, person_of_face = self._scene_mesh(kinds, people)
         path = self.out_dir / "geometry" / f"{stem}.npz"
         tmp = temporary_sibling(path)
         with open(tmp, "wb") as handle:
             np.savez_compressed(
                 handle,
-                vertices=person.vertices.astype(np.float64),
-                faces=self.body.model.faces.astype(np.int64),
-                corner_iuv=self.body.corner_iuv.astype(np.float32),
+                vertices=vertices.astype(np.float64),
+                faces=faces.astype(np.int64),
+                corner_iuv=corner_iuv.astype(np.float32),
                 K=camera.K,
                 world_to_camera=camera.world_to_camera,
                 image_size=np.array([camera.width, camera.height]),
-                keypoints=person.keypoints,
+                keypoints=np.stack([p.keypoints for p in people]),
+                person_of_face=person_of_face.astype(np.int64),
             )
         os.replace(tmp, path)
 

@@ -167,6 +167,9 @@ def _validate(config: dict[str, Any], source: str) -> None:
         raise ConfigError(
             f"config {source}: 'motion.clips' names unknown clips {unknown}; built-in: {', '.join(BUILTIN_CLIPS)}"
         )
+    count = config["people"]["count"]
+    if not (all(isinstance(c, int) for c in count) and 1 <= count[0] <= count[1] <= 8):
+        raise ConfigError(f"config {source}: 'people.count' must be two whole numbers with 1 <= low <= high <= 8")
     fraction = config["camera"]["person_height_fraction"]
     if not 0.05 <= fraction[0] <= fraction[1] <= 1.5:
         raise ConfigError(f"config {source}: 'camera.person_height_fraction' must lie within [0.05, 1.5]")

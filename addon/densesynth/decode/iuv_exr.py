@@ -152,3 +152,11 @@ def _check_labels(r: np.ndarray, labels: np.ndarray, body: np.ndarray, path: str
             f"{int(rows[0])}, col {int(cols[0])}); render the label pass with filter size 0 "
             "and the denoiser off"
         )
+
+
+def read_exr_channel(path: str | os.PathLike, letter: str) -> np.ndarray:
+    """One channel (e.g. 'R') of an EXR written by Blender, as float32 (H, W)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise IUVDecodeError(f"EXR not found: {path!r}")
+    return _find_channel(_read_channels(path), letter, path).astype(np.float32)

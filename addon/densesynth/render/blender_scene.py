@@ -37,8 +37,38 @@ class PersonMesh:
     num_vertices: int
 
 
+class PersonSlot:
+    """One person object in the scene: its mesh, clothing texture and material.
+
+    Slots are created per body kind and reused from sample to sample; a sample with fewer
+    people hides the slots it does not use.
+    """
+
+    def __init__(self, scene: bpy.types.Scene, mesh: PersonMesh, kind: str, number: int, texture_size: int):
+        self.kind = kind
+        self.object = _create_person_object(scene, mesh, f"densesynth_person_{number}")
+        self.texture = bpy.data.images.new(f"densesynth_clothing_{number}", texture_size, texture_size, alpha=True)
+        self.material = _create_person_material(self.texture, f"densesynth_clothes_{number}")
+        self.object.data.materials.append(self.material)
+
+    def set_vertices(self, vertices: np.ndarray) -> None:
+        mesh = self.object.data
+        mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+        mesh.update()
+
+    def set_texture(self, rgba: np.ndarray, roughness: float) -> None:
+        self.texture.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())
+        self.texture.update()
+        self.material.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = roughness
+
+    def show(self, person_number: int | None) -> None:
+        """Show as the sample's person `person_number` (0-based), or hide when None."""
+        self.object.hide_render = person_number is None
+        self.object.pass_index = 0 if person_number is None else person_number + 1
+
+
 class BlenderScene:
-    def __init__(self, person: PersonMesh, texture_size: int, device: str = "CPU", threads: int = 0,
+    def __init__(self, texture_size: int, device: str = "CPU", threads: int = 0,
                  scene: bpy.types.Scene | None = None):
         """Build into `scene`, or into a fresh empty file when None (render workers).
 
@@ -48,27 +78,33 @@ class BlenderScene:
             bpy.ops.wm.read_factory_settings(use_empty=True)
             scene = bpy.context.scene
         self.scene = scene
+        self.texture_size = texture_size
         self.device = _configure_cycles(self.scene, device, threads)
-        self.person = _create_person_object(scene, person)
-        self.texture = bpy.data.images.new("densesynth_clothing", texture_size, texture_size, alpha=True)
-        self.person_material = _create_person_material(self.texture)
-        self.person.data.materials.append(self.person_material)
+        self.slots: list[PersonSlot] = []
         self.label_material = _create_label_material()
+        self.instance_material = _create_instance_material()
         self.camera = _create_camera(self.scene)
         self.sun, self.area = _create_lights(self.scene)
         self.world_background = _create_world(self.scene)
         self.ground = _create_shadow_catcher(self.scene)
 
     # --- per-sample updates -------------------------------------------------------------
-    def set_person_vertices(self, vertices: np.ndarray) -> None:
-        mesh = self.person.data
-        mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
-        mesh.update()
-
-    def set_texture(self, rgba: np.ndarray, roughness: float) -> None:
-        self.texture.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())
-        self.texture.update()
-        self.person_material.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = roughness
+    def person_slots(self, kinds: list[str], meshes: dict[str, PersonMesh]) -> list[PersonSlot]:
+        """One visible slot per person of the sample (in order), creating slots as needed."""
+        free = list(self.slots)
+        chosen: list[PersonSlot] = []
+        for number, kind in enumerate(kinds):
+            slot = next((s for s in free if s.kind == kind), None)
+            if slot is None:
+                slot = PersonSlot(self.scene, meshes[kind], kind, len(self.slots), self.texture_size)
+                self.slots.append(slot)
+            else:
+                free.remove(slot)
+            slot.show(number)
+            chosen.append(slot)
+        for slot in free:
+            slot.show(None)
+        return chosen
 
     def set_camera(self, camera: PinholeCamera) -> None:
         data = self.camera.data
@@ -123,8 +159,15 @@ class BlenderScene:
 
     def render_labels(self, path: Path) -> None:
         """The exact IUV pass (see the module docstring for why every setting is as it is)."""
+        self._render_exact(self.label_material, path)
+
+    def render_instances(self, path: Path) -> None:
+        """Which person each pixel shows (R = person number + 1), with the label pass's settings."""
+        self._render_exact(self.instance_material, path)
+
+    def _render_exact(self, material: bpy.types.Material, path: Path) -> None:
         scene = self.scene
-        scene.view_layers[0].material_override = self.label_material
+        scene.view_layers[0].material_override = material
         self.ground.hide_render = True
         scene.cycles.samples = 1
         scene.cycles.use_denoising = False
@@ -214,8 +257,8 @@ def _enable_gpu() -> bool:
     return False
 
 
-def _create_person_object(scene: bpy.types.Scene, person: PersonMesh) -> bpy.types.Object:
-    mesh = bpy.data.meshes.new("densesynth_person")
+def _create_person_object(scene: bpy.types.Scene, person: PersonMesh, name: str) -> bpy.types.Object:
+    mesh = bpy.data.meshes.new(name)
     faces = np.ascontiguousarray(person.faces, dtype=np.int32)
     mesh.vertices.add(person.num_vertices)
     mesh.loops.add(faces.size)
@@ -230,13 +273,13 @@ def _create_person_object(scene: bpy.types.Scene, person: PersonMesh) -> bpy.typ
     uv_layer = mesh.uv_layers.new(name=TEXTURE_UV)
     uv_layer.data.foreach_set("uv", np.ascontiguousarray(person.corner_texture_uv, dtype=np.float32).ravel())
     mesh.shade_smooth()
-    obj = bpy.data.objects.new("densesynth_person", mesh)
+    obj = bpy.data.objects.new(name, mesh)
     scene.collection.objects.link(obj)
     return obj
 
 
-def _create_person_material(texture: bpy.types.Image) -> bpy.types.Material:
-    material = bpy.data.materials.new("densesynth_skin_and_clothes")
+def _create_person_material(texture: bpy.types.Image, name: str) -> bpy.types.Material:
+    material = bpy.data.materials.new(name)
     _ensure_node_tree(material)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     bsdf = nodes["Principled BSDF"]
@@ -261,6 +304,21 @@ def _create_label_material() -> bpy.types.Material:
     emission.inputs["Strength"].default_value = 1.0
     output = nodes.new("ShaderNodeOutputMaterial")
     links.new(attribute.outputs["Color"], emission.inputs["Color"])
+    links.new(emission.outputs["Emission"], output.inputs["Surface"])
+    return material
+
+
+def _create_instance_material() -> bpy.types.Material:
+    """Emits each object's pass index: which person a pixel shows (0 = nobody)."""
+    material = bpy.data.materials.new("densesynth_instance_label")
+    _ensure_node_tree(material)
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    info = nodes.new("ShaderNodeObjectInfo")
+    emission = nodes.new("ShaderNodeEmission")
+    emission.inputs["Strength"].default_value = 1.0
+    output = nodes.new("ShaderNodeOutputMaterial")
+    links.new(info.outputs["Object Index"], emission.inputs["Color"])
     links.new(emission.outputs["Emission"], output.inputs["Surface"])
     return material
 

@@ -57,8 +57,29 @@ def clip_time(clip: MotionClip, phase: float) -> float:
     return float(phase) * duration
 
 
-def pose_person(person: dict, body: DefaultBody) -> PosedPerson:
-    """Shape, pose and place one person exactly as its spec says."""
+def pose_person(person: dict, bodies: dict) -> PosedPerson:
+    """Shape, pose and place one person exactly as its spec says.
+
+    `bodies` maps a body kind (the spec's `body.kind`) to its loaded model.
+    """
+    kind = person["body"]["kind"]
+    if kind != "anny":
+        raise ValueError(f"unknown body kind {kind!r}")
+    posed = _pose_anny(person, bodies[kind])
+    return place(posed, person.get("placement"))
+
+
+def place(posed: PosedPerson, placement: dict | None) -> PosedPerson:
+    """Turn the person about the vertical axis and move it on the ground."""
+    if not placement:
+        return posed
+    yaw = np.deg2rad(placement["yaw_deg"])
+    rotation = np.array([[np.cos(yaw), -np.sin(yaw), 0.0], [np.sin(yaw), np.cos(yaw), 0.0], [0.0, 0.0, 1.0]])
+    offset = np.array([placement["x_m"], placement["y_m"], 0.0])
+    return PosedPerson(vertices=posed.vertices @ rotation.T + offset, keypoints=posed.keypoints @ rotation.T + offset)
+
+
+def _pose_anny(person: dict, body: DefaultBody) -> PosedPerson:
     model = body.model
     rest = model.rest(person["body"]["phenotype"])
     motion = person["motion"]

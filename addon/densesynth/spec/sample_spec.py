@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from .draws import Draws
 from .seeds import child_seed, sample_seed, stream
 
@@ -41,8 +43,7 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
             "shadow_catcher": config["render"]["shadow_catcher"],
             "cycles_seed": child_seed(seed, "render"),
         },
-        "persons": [_draw_person(config, seed)],
-        "appearance": [_draw_appearance(config["appearance"], seed)],
+        "persons": _draw_people(config, seed),
         "camera": _draw_camera(config["camera"], seed),
         "lights": _draw_lights(config["lights"], seed),
         "backdrop": _draw_backdrop(config["backdrop"], seed),
@@ -51,31 +52,61 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
             "point_seed": child_seed(seed, "points"),
         },
     }
+    spec["appearance"] = [_draw_appearance(config["appearance"], seed, number) for number in range(len(spec["persons"]))]
     spec["camera"]["fitted"] = fit_camera(spec)
     return spec
 
 
-def _draw_person(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    body = Draws(stream(seed, "body"))
-    motion = Draws(stream(seed, "motion"))
+def _stream_name(base: str, number: int) -> str:
+    """Person 0 draws from `base`, person k from `base/k`: adding people never changes person 0."""
+    return base if number == 0 else f"{base}/{number}"
+
+
+def _draw_people(config: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    d = Draws(stream(seed, "people"))
+    low, high = config["people"]["count"]
+    count = low + d.integer(high - low + 1)
+    placements = _draw_placements(d, count, config["people"])
+    return [{**_draw_person(config, seed, number), "placement": placements[number]} for number in range(count)]
+
+
+def _draw_placements(d: Draws, count: int, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Person 0 stands at the origin; the others around it, never closer than `min_gap_m`."""
+    placements = [{"x_m": 0.0, "y_m": 0.0, "yaw_deg": 0.0}]
+    for _ in range(1, count):
+        for _attempt in range(50):
+            distance, angle = d.uniform(cfg["spacing_m"]), d.uniform([-180.0, 180.0])
+            x = round(distance * float(np.cos(np.deg2rad(angle))), 6)
+            y = round(distance * float(np.sin(np.deg2rad(angle))), 6)
+            if all(np.hypot(x - p["x_m"], y - p["y_m"]) >= cfg["min_gap_m"] for p in placements):
+                break
+        placements.append({"x_m": x, "y_m": y, "yaw_deg": d.uniform([-180.0, 180.0])})
+    return placements
+
+
+def _draw_person(config: dict[str, Any], seed: int, number: int) -> dict[str, Any]:
+    body_stream, motion_stream = _stream_name("body", number), _stream_name("motion", number)
+    body = Draws(stream(seed, body_stream))
+    motion = Draws(stream(seed, motion_stream))
     phenotype = {name: body.uniform(bounds) for name, bounds in config["body"]["phenotype"].items()}
     clip = motion.choice(config["motion"]["clips"])
     return {
-        "body": {"kind": config["body"]["kind"], "phenotype": phenotype, "stream": "body"},
+        "body": {"kind": config["body"]["kind"], "phenotype": phenotype, "stream": body_stream},
         "motion": {
             "clip": clip,
             "phase": motion.uniform([0.0, 1.0]),  # position in the clip, as a fraction of its length
             "mirror": motion.chance(config["motion"]["mirror_probability"]),
-            "stream": "motion",
+            "stream": motion_stream,
         },
     }
 
 
-def _draw_appearance(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
-    d = Draws(stream(seed, "appearance"))
+def _draw_appearance(cfg: dict[str, Any], seed: int, number: int) -> dict[str, Any]:
+    name = _stream_name("appearance", number)
+    d = Draws(stream(seed, name))
     skin_value = d.uniform([0.25, 0.95])
     return {
-        "stream": "appearance",
+        "stream": name,
         "texture_size": cfg["texture_size"],
         "skin": d.colour([0.02, 0.09], [0.25, 0.6], [skin_value, skin_value]),
         "long_sleeves": d.chance(cfg["long_sleeve_probability"]),

@@ -53,21 +53,23 @@ class DENSESYNTH_OT_preview_sample(bpy.types.Operator):
         except UserError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        bodies = {"anny": body}
         spec = draw_spec(config, config_id, settings.seed, settings.sample_index,
-                         lambda s: fit_camera(pose_person(s["persons"][0], body).vertices, s["camera"],
+                         lambda s: fit_camera(pose_person(s["persons"][0], bodies).vertices, s["camera"],
                                               s["render"]["width"], s["render"]["height"]))
         scene = bpy.data.scenes.new(f"DenseSynth {spec['stem']}")
         model = body.model
         size = config["appearance"]["texture_size"]
-        built = BlenderScene(PersonMesh(model.faces, body.corner_iuv, model.corner_texture_uv, model.num_vertices),
-                             size, config["render"]["device"], config["render"]["threads"], scene=scene)
-        person = pose_person(spec["persons"][0], body)
-        appearance = spec["appearance"][0]
-        built.set_texture(clothing_texture(appearance, uv_part_map(model.corner_texture_uv, body.face_part, size)),
-                          appearance["roughness"])
-        built.set_person_vertices(person.vertices)
+        built = BlenderScene(size, config["render"]["device"], config["render"]["threads"], scene=scene)
+        meshes = {"anny": PersonMesh(model.faces, body.corner_iuv, model.corner_texture_uv, model.num_vertices)}
+        part_map = uv_part_map(model.corner_texture_uv, body.face_part, size)
+        people = [pose_person(person, bodies) for person in spec["persons"]]
+        kinds = [person["body"]["kind"] for person in spec["persons"]]
+        for slot, posed, appearance in zip(built.person_slots(kinds, meshes), people, spec["appearance"]):
+            slot.set_texture(clothing_texture(appearance, part_map), appearance["roughness"])
+            slot.set_vertices(posed.vertices)
         built.set_camera(camera_from_spec(spec))
-        built.set_lights(spec["lights"], person.vertices.mean(axis=0))
+        built.set_lights(spec["lights"], people[0].vertices.mean(axis=0))
         scene.densesynth.config_path = settings.config_path
         if context.window is not None:  # no window in background mode
             context.window.scene = scene

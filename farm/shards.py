@@ -1,0 +1,212 @@
+"""Shards, sample identity and the on-disk state of every sample (done, failed, to do).
+
+A sample's identity is (config hash, run seed, index): its files depend on nothing else,
+so a sample (and a shard, a contiguous block of `shard_size` indices) can be rendered
+anywhere, in any order, any number of times, and gives the same files.
+
+State lives in the output folder alone, so that `status`, `merge` and a resumed run need
+nothing but the folder:
+
+  DIR/run.json            {"config_hash", "seed"} (the folder's identity) and the latest plan
+                          {"num_samples", "shard_size"}
+  DIR/done/<stem>.json    the completion manifest, written after every other file of the
+                          sample: identity plus size, SHA-256 and mtime of each file
+  DIR/failed/<stem>.json  a sample that failed every attempt, with the reason
+
+A sample is *done* when its manifest parses, names this folder's identity, and every file
+it lists still has its recorded size and content. Content is checked cheaply by default:
+a file whose size and mtime are unchanged is trusted; any other file is re-hashed (so a
+copied folder costs one re-hash, a rewritten or truncated file is caught). `verify=True`
+re-hashes every file. A record without a manifest (killed between the two, or written by
+an older version) is not done: the sample is rendered again, which gives the same bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+DONE_DIR = "done"
+FAILED_DIR = "failed"
+MANIFEST_VERSION = 1
+DEFAULT_SHARD_SIZE = 8
+
+
+def sample_stem(index: int) -> str:
+    """The zero-padded file stem of sample `index` (the same rule as the spec's `stem`)."""
+    return f"{index:08d}"
+
+
+# --- shards -------------------------------------------------------------------------------
+def num_shards(num_samples: int, shard_size: int) -> int:
+    return (num_samples + shard_size - 1) // shard_size
+
+
+def shard_range(shard: int, num_samples: int, shard_size: int) -> range:
+    """Indices of shard `shard`: [shard * shard_size, min(N, (shard + 1) * shard_size))."""
+    return range(shard * shard_size, min(num_samples, (shard + 1) * shard_size))
+
+
+def shard_ranges(num_samples: int, shard_size: int) -> list[range]:
+    return [shard_range(s, num_samples, shard_size) for s in range(num_shards(num_samples, shard_size))]
+
+
+def parse_shard_selection(text: str, count: int) -> list[int]:
+    """'0,3-5' -> [0, 3, 4, 5]; ValueError naming the problem when a shard is outside 0..count-1."""
+    chosen: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                low, high = (int(v) for v in part.split("-", 1))
+            else:
+                low = high = int(part)
+        except ValueError:
+            raise ValueError(f"'{part}' is not a shard number or range like 3-5") from None
+        if low > high or low < 0 or high >= count:
+            raise ValueError(f"shard '{part}' is outside 0..{count - 1} ({count} shards)")
+        chosen.update(range(low, high + 1))
+    if not chosen:
+        raise ValueError("no shard selected")
+    return sorted(chosen)
+
+
+# --- run.json -----------------------------------------------------------------------------
+def read_run(out: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((Path(out) / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass(frozen=True)
+class Identity:
+    config_hash: str
+    seed: int
+
+    def of(self, index: int) -> dict[str, Any]:
+        return {"config_hash": self.config_hash, "seed": self.seed, "index": index}
+
+
+# --- per-sample state ---------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_path(out: Path, stem: str) -> Path:
+    return Path(out) / DONE_DIR / f"{stem}.json"
+
+
+def failed_path(out: Path, stem: str) -> Path:
+    return Path(out) / FAILED_DIR / f"{stem}.json"
+
+
+def sample_files(out: Path, stem: str, record: dict[str, Any]) -> list[str]:
+    """The files one finished sample owns, relative to DIR, in a fixed order."""
+    names = [f"images/{record['image']['file_name']}", f"iuv/{stem}.exr", f"labels24/{stem}.png",
+             f"labels14/{stem}.png", f"iuv_png/{stem}.png", f"specs/{stem}.json"]
+    if (Path(out) / "geometry" / f"{stem}.npz").is_file():
+        names.append(f"geometry/{stem}.npz")
+    names.append(f"records/{stem}.json")
+    return names
+
+
+def write_manifest(out: Path, identity: Identity, index: int, record: dict[str, Any]) -> Path:
+    """Mark sample `index` done: called after the pipeline wrote every file (record last)."""
+    from densesynth.io_utils import atomic_write_text
+
+    out = Path(out)
+    stem = sample_stem(index)
+    files = {}
+    for name in sample_files(out, stem, record):
+        stat = (out / name).stat()
+        files[name] = {"size": stat.st_size, "sha256": _sha256(out / name), "mtime_ns": stat.st_mtime_ns}
+    manifest = {"version": MANIFEST_VERSION, "stem": stem, **identity.of(index), "files": files}
+    path = manifest_path(out, stem)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(manifest, sort_keys=True, indent=1) + "\n")
+    failed = failed_path(out, stem)
+    if failed.exists():
+        failed.unlink()
+    return path
+
+
+@dataclass(frozen=True)
+class SampleState:
+    status: str  # "done" | "failed" | "todo" | "corrupt"
+    reason: str = ""
+
+
+def check_sample(out: Path, identity: Identity | None, index: int, verify: bool = False) -> SampleState:
+    """What sample `index` of the folder needs: nothing (done), a retry (failed), a render
+    (todo), or a re-render because a file changed since it was finished (corrupt)."""
+    out = Path(out)
+    stem = sample_stem(index)
+    path = manifest_path(out, stem)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if failed_path(out, stem).is_file():
+            return SampleState("failed", _failed_reason(out, stem))
+        return SampleState("todo")
+    except OSError as exc:
+        return SampleState("corrupt", f"{path.name}: {exc}")
+    try:
+        manifest = json.loads(text)
+        files = manifest["files"]
+        assert isinstance(files, dict) and files and manifest["index"] == index
+    except (ValueError, KeyError, TypeError, AssertionError):
+        return SampleState("corrupt", f"done/{stem}.json is not a valid manifest")
+    if identity is not None and (manifest.get("config_hash"), manifest.get("seed")) != (identity.config_hash, identity.seed):
+        return SampleState("corrupt", f"done/{stem}.json belongs to another run")
+    for name, want in files.items():
+        file = out / name
+        try:
+            stat = file.stat()
+        except OSError:
+            return SampleState("corrupt", f"{name} is missing")
+        if stat.st_size != want.get("size"):
+            return SampleState("corrupt", f"{name} has {stat.st_size} bytes, {want.get('size')} expected")
+        if verify or stat.st_mtime_ns != want.get("mtime_ns"):
+            if _sha256(file) != want.get("sha256"):
+                return SampleState("corrupt", f"{name} changed since it was written (checksum)")
+    return SampleState("done")
+
+
+def _failed_reason(out: Path, stem: str) -> str:
+    try:
+        return str(json.loads(failed_path(out, stem).read_text()).get("reason", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def forget_sample(out: Path, index: int) -> None:
+    """Drop a sample's completion mark (before rendering it again)."""
+    path = manifest_path(out, sample_stem(index))
+    if path.exists():
+        path.unlink()
+
+
+def write_failure(out: Path, identity: Identity, index: int, attempts: int, reason: str) -> Path:
+    from densesynth.io_utils import atomic_write_text
+
+    stem = sample_stem(index)
+    path = failed_path(out, stem)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"stem": stem, **identity.of(index), "attempts": attempts, "reason": reason}
+    atomic_write_text(path, json.dumps(body, sort_keys=True, indent=1) + "\n")
+    return path
+
+
+def states(out: Path, identity: Identity | None, indices: Iterable[int], verify: bool = False) -> dict[int, SampleState]:
+    return {i: check_sample(out, identity, i, verify) for i in indices}
