@@ -46,3 +46,36 @@ def test_fitted_camera_keeps_a_body_shaped_cloud_in_frame_at_the_drawn_size(seed
     assert depth.min() > 0
     assert uv[:, 0].min() >= 0 and uv[:, 0].max() <= 511 and uv[:, 1].min() >= 0 and uv[:, 1].max() <= 383
     assert (uv[:, 1].max() - uv[:, 1].min()) / 384 == pytest.approx(0.6, abs=0.06)
+
+
+def _cloud(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform([-0.3, -0.15, 0.0], [0.3, 0.15, 1.75], size=(3000, 3))
+
+
+def test_named_rig_puts_the_camera_at_its_height_distance_and_azimuth():
+    cloud = _cloud()
+    rig = {"name": "left_eye", "height_m": 1.6, "distance_m": 4.0, "azimuth_deg": 60.0, "focal_length_mm": 50.0}
+    draws = {"rig": rig, "roll_deg": 0.0, "sensor_width_mm": 36.0, "min_visible_fraction": 1.0}
+    fitted = fit_camera(cloud, draws, 512, 512)
+    eye, target = np.array(fitted["eye"]), np.array(fitted["target"])
+    assert eye[2] == pytest.approx(1.6)
+    assert np.hypot(*(eye - target)[:2]) == pytest.approx(4.0)
+    direction = (eye - target)[:2] / np.hypot(*(eye - target)[:2])
+    np.testing.assert_allclose(direction, [np.sin(np.deg2rad(60)), -np.cos(np.deg2rad(60))], atol=1e-9)
+    assert fitted["elevation_deg"] == pytest.approx(np.degrees(np.arctan2(1.6 - target[2], 4.0)), abs=1e-4)
+
+
+def test_min_visible_fraction_allows_truncation_but_never_less():
+    from densesynth.scene.camera import visible_fraction
+
+    cloud = _cloud(1)
+    base = {"azimuth_deg": 0.0, "elevation_deg": 0.0, "roll_deg": 0.0, "focal_length_mm": 50.0,
+            "sensor_width_mm": 36.0, "person_height_fraction": 1.4, "offset": [0.0, 0.0]}
+    for wanted in (1.0, 0.7):
+        fitted = fit_camera(cloud, {**base, "min_visible_fraction": wanted}, 400, 300)
+        cam = PinholeCamera(look_at(np.array(fitted["eye"]), np.array(fitted["target"])), 50.0, 36.0, 400, 300)
+        seen = visible_fraction(cam.project(cloud)[0], 400, 300, 0.02)
+        assert seen >= wanted
+        if wanted < 1.0:
+            assert seen < 1.0  # a person drawn larger than the frame is truncated, not shrunk to fit

@@ -47,3 +47,12 @@ def test_bad_files_are_rejected(tmp_path, text):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(path) in str(info.value)
+
+
+def test_camera_rigs_are_the_users_own_names(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("camera:\n  rig_probability: 1.0\n  rigs:\n    dolly: [1.2, 3.0, 15.0, 40.0]\n")
+    assert load_config(path)["camera"]["rigs"] == {"dolly": [1.2, 3.0, 15.0, 40.0]}
+    path.write_text("camera:\n  rigs:\n    dolly: [1.2, 3.0]\n")
+    with pytest.raises(ConfigError, match="camera.rigs.dolly"):
+        load_config(path)

@@ -47,3 +47,33 @@ def test_draws_respect_ranges_and_spec_round_trips_through_json():
         assert spec["persons"][0]["motion"]["clip"] in config["motion"]["clips"]
         low, high = config["camera"]["focal_length_mm"]
         assert low <= spec["camera"]["focal_length_mm"] <= high
+
+
+def test_named_rigs_are_drawn_when_configured():
+    config = default_config()
+    assert len(config["camera"]["rigs"]) == 9
+    config["camera"]["rig_probability"] = 1.0
+    names = {draw_spec(config, "h", 0, i, fake_fit)["camera"]["rig"]["name"] for i in range(60)}
+    assert names == set(config["camera"]["rigs"])
+    config["camera"]["rig_probability"] = 0.0
+    assert all(draw_spec(config, "h", 0, i, fake_fit)["camera"]["rig"] is None for i in range(10))
+
+
+def test_people_count_and_placements_keep_their_distance():
+    import numpy as np
+
+    config = default_config()
+    config["people"]["count"] = [2, 5]
+    counts = set()
+    for index in range(40):
+        persons = draw_spec(config, "h", 1, index, fake_fit)["persons"]
+        counts.add(len(persons))
+        spots = np.array([[p["placement"]["x_m"], p["placement"]["y_m"]] for p in persons])
+        gaps = np.linalg.norm(spots[:, None] - spots[None], axis=-1) + np.eye(len(spots)) * 99
+        assert gaps.min() >= config["people"]["min_gap_m"] - 1e-6
+    assert counts == {2, 3, 4, 5}
+    single = default_config()
+    two = default_config()
+    two["people"]["count"] = [2, 2]
+    # Adding people never changes the first person.
+    assert draw_spec(single, "h", 4, 0, fake_fit)["persons"][0]["body"] == draw_spec(two, "h", 4, 0, fake_fit)["persons"][0]["body"]

@@ -1,7 +1,13 @@
 """The render job's command line, shared by `farm/render.py` and the Blender add-on.
 
 `python farm/render.py --out DIR --num-samples N --seed S [--resolution 512 | 640x480]
-[--config FILE] [--debug-geometry]`; user mistakes end in one line on stderr and exit 2.
+[--config FILE] [--debug-geometry] [--workers N] [--shard-size K] [--shards SEL] ...`;
+user mistakes end in one line on stderr and exit 2; samples that fail every attempt end
+in exit 1 (run the same command again to retry them).
+
+The samples 0..N-1 split into shards of --shard-size; --workers processes render them
+(farm/pool.py), finished samples are skipped (farm/shards.py), and the records are merged
+into annotations.json plus a train/val split at the end (farm/merge.py).
 """
 from __future__ import annotations
 
@@ -54,6 +60,36 @@ def seed_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in 0..1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="render.py", description="Render an annotated DensePose dataset.")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created; resumed if it holds this run)")
@@ -62,7 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resolution", type=parse_resolution, help="512 or WIDTHxHEIGHT (overrides the config)")
     parser.add_argument("--config", type=Path, help="YAML config; embedded defaults when absent")
     parser.add_argument("--debug-geometry", action="store_true", help="also write DIR/geometry/<stem>.npz")
-    parser.add_argument("--quiet", action="store_true", help="no per-sample progress lines")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    farm = parser.add_argument_group("farm (sharding, workers, resume)")
+    farm.add_argument("--workers", type=non_negative_int, default=1,
+                      help="worker processes, each with its own Blender (default 1; 0 = render in this process, "
+                           "no crash or hang protection); with more than 1, each renders with one Cycles thread")
+    farm.add_argument("--shard-size", type=positive_int, default=8, help="samples per shard (default 8)")
+    farm.add_argument("--shards", help="render only these shards, e.g. 0,3-5 (default all); merge waits for the rest")
+    farm.add_argument("--max-samples-per-worker", type=positive_int, default=500,
+                      help="restart a worker after this many samples (default 500)")
+    farm.add_argument("--sample-timeout", type=positive_float, default=900.0,
+                      help="seconds one sample may take before its worker is killed (default 900)")
+    farm.add_argument("--retries", type=non_negative_int, default=2,
+                      help="retries of a crashed, hung or failing sample before it is recorded as failed (default 2)")
+    farm.add_argument("--verify", action="store_true",
+                      help="re-hash every finished file before skipping it (default: re-hash changed files only)")
+    farm.add_argument("--val-fraction", type=fraction, default=0.1,
+                      help="share of split groups in annotations_val.json (default 0.1; see farm/merge.py)")
     return parser
 
 
@@ -76,12 +128,17 @@ def check_writable(out: Path) -> None:
         raise UserError(f"cannot write to --out {out}: {exc.strerror or exc}; choose a writable folder") from None
 
 
-def claim_run(out: Path, config_id: str, seed: int) -> None:
-    """Tie the folder to one (config, seed): resuming is safe, mixing two runs is refused."""
+def claim_run(out: Path, config_id: str, seed: int, plan: dict | None = None) -> None:
+    """Tie the folder to one (config, seed): resuming is safe, mixing two runs is refused.
+
+    `plan` ({"num_samples", "shard_size"}) is stored alongside for `status` and `merge`; it
+    may change from run to run (more samples, other shards), the identity may not.
+    """
     from .io_utils import atomic_write_text
 
     run_file = out / "run.json"
     wanted = {"config_hash": config_id, "seed": seed}
+    existing = None
     if run_file.is_file():
         try:
             existing = json.loads(run_file.read_text())
@@ -92,8 +149,44 @@ def claim_run(out: Path, config_id: str, seed: int) -> None:
                 f"{out} holds a different run ({run_file}: {existing}); use another --out folder "
                 "or the same --config and --seed to resume it"
             )
-        return
-    atomic_write_text(run_file, json.dumps(wanted, sort_keys=True) + "\n")
+    content = {**(existing or {}), **wanted, **(plan or {})}
+    if content != existing:
+        atomic_write_text(run_file, json.dumps(content, sort_keys=True) + "\n")
+
+
+def _import_farm() -> bool:
+    """The farm (pool, shards, merge) lives next to the package in the repository; a Blender
+    extension install has only the package and renders in-process, as before."""
+    try:
+        import farm.pool  # noqa: F401
+        return True
+    except ImportError:
+        repo = Path(__file__).resolve().parents[2]
+        if not (repo / "farm" / "pool.py").is_file():
+            return False
+        sys.path.insert(0, str(repo))
+        import farm.pool  # noqa: F401
+        return True
+
+
+class Progress:
+    """samples/s and ETA on stderr, at most once a second (and at the end)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet = total, quiet
+        self.started = self.last = time.perf_counter()
+
+    def __call__(self, result, final: bool = False) -> None:
+        now = time.perf_counter()
+        if self.quiet or (not final and now - self.last < 1.0):
+            return
+        self.last = now
+        finished = result.done + len(result.failed)
+        rate = result.done / max(now - self.started, 1e-9)
+        eta = (self.total - finished) / rate if rate > 0 else float("nan")
+        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "--:--:--"
+        failed = f", {len(result.failed)} failed" if result.failed else ""
+        print(f"[{finished}/{self.total}] {rate:.2f} samples/s, ETA {eta_text}{failed}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,26 +196,95 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     check_writable(args.out)
     config_id = config_hash(config)
-    claim_run(args.out, config_id, args.seed)
+    if not _import_farm():
+        claim_run(args.out, config_id, args.seed)
+        return _run_plain(args, config, config_id)
 
+    from farm.merge import MergeError, merge
+    from farm.pool import FarmError, Job, PoolOptions, run_in_process, run_pool
+    from farm.shards import Identity, check_sample, num_shards, parse_shard_selection, shard_range
+
+    shard_count = num_shards(args.num_samples, args.shard_size)
+    if args.shards:
+        try:
+            selected = parse_shard_selection(args.shards, shard_count)
+        except ValueError as exc:
+            raise UserError(f"--shards {args.shards}: {exc}") from None
+    else:
+        selected = list(range(shard_count))
+    claim_run(args.out, config_id, args.seed, {"num_samples": args.num_samples, "shard_size": args.shard_size})
+
+    identity = Identity(config_id, args.seed)
+    todo, corrupt = [], 0
+    for shard in selected:
+        for index in shard_range(shard, args.num_samples, args.shard_size):
+            state = check_sample(args.out, identity, index, verify=args.verify)
+            if state.status != "done":
+                todo.append(index)
+                corrupt += state.status == "corrupt"
+                if state.status == "corrupt" and not args.quiet:
+                    print(f"render.py: redoing {index:08d}: {state.reason}", file=sys.stderr)
+    selected_count = sum(len(shard_range(s, args.num_samples, args.shard_size)) for s in selected)
+    if not args.quiet:
+        print(f"render.py: {selected_count - len(todo)} of {selected_count} samples already done, "
+              f"{len(todo)} to render with {args.workers or 'no'} worker process{'es' * (args.workers != 1)}",
+              file=sys.stderr, flush=True)
+
+    from .bodies.cache import ensure_anny_archive
+
+    if todo:
+        ensure_anny_archive()  # export the body once here, not in every worker at the same time
+    # One Cycles thread per worker when several share the machine: execution only, so the
+    # config hash (the run's identity) is computed before and does not change.
+    threads = 1 if args.workers > 1 else None
+    worker_config = config if threads is None else {**config, "render": {**config["render"], "threads": threads}}
+    job = Job(worker_config, config_id, args.seed, args.out, args.debug_geometry)
+    progress = Progress(len(todo), args.quiet)
+    try:
+        if not todo:
+            from farm.pool import PoolResult
+
+            result = PoolResult()
+        elif args.workers == 0:
+            result = run_in_process(job, todo, args.retries, None, progress)
+        else:
+            options = PoolOptions(args.workers, args.max_samples_per_worker, args.sample_timeout, args.retries)
+            result = run_pool(job, todo, options, progress)
+    except FarmError as exc:
+        raise UserError(f"{exc}; finished samples are kept, run the same command again to resume") from None
+    if todo:
+        progress(result, final=True)
+    if result.failed:
+        first = min(result.failed)
+        print(f"render.py: {len(result.failed)} samples failed after {args.retries + 1} attempts each "
+              f"(first: {first:08d}: {result.failed[first]}; see {args.out / 'failed'}); "
+              "run the same command again to retry them; not merged", file=sys.stderr)
+        return 1
+    try:
+        merged = merge(args.out, args.num_samples, args.val_fraction)
+    except MergeError as exc:
+        print(f"rendered {result.done} samples into {args.out}; not merged yet: {exc}")
+        return 0
+    print(f"wrote {merged.images} samples ({merged.annotations} people) to {args.out}; annotations: "
+          f"{merged.paths['all']} (train {merged.split['train']}, val {merged.split['val']})")
+    return 0
+
+
+def _run_plain(args: argparse.Namespace, config: dict, config_id: str) -> int:
+    """Without the farm (an installed Blender extension): one process, record = finished."""
     from .pipeline import SampleRenderer, write_annotations
 
     renderer = SampleRenderer(config, config_id, args.seed, args.out, debug_geometry=args.debug_geometry)
     records = []
-    started = time.perf_counter()
     for index in range(args.num_samples):
         spec = renderer.draw_spec(index)
         record_path = args.out / "records" / f"{spec['stem']}.json"
         if record_path.is_file():
             records.append(json.loads(record_path.read_text()))
             continue
-        t0 = time.perf_counter()
         records.append(renderer.render(spec))
         if not args.quiet:
-            done = index + 1
-            rate = done / (time.perf_counter() - started)
-            print(f"[{done}/{args.num_samples}] {spec['stem']} {time.perf_counter() - t0:.2f} s "
-                  f"({rate:.2f} samples/s)", file=sys.stderr, flush=True)
+            print(f"[{index + 1}/{args.num_samples}] {spec['stem']}", file=sys.stderr, flush=True)
     path = write_annotations(args.out, records)
     people = sum(len(r["annotations"]) for r in records)
     print(f"wrote {len(records)} samples ({people} people) to {args.out}; annotations: {path}")

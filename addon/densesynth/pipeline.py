@@ -25,6 +25,7 @@ from .annotate.parts import KEYPOINT_PARTS, SURFACE_KEYPOINTS
 from .annotate.visibility import keypoint_visibility
 from .appearance.backdrops import horizon_row, procedural_backdrop
 from .appearance.clothing import clothing_texture, uv_part_map
+from .appearance.photo_backdrops import photo_backdrop
 from .bodies.default_body import DefaultBody
 from .decode.iuv_exr import read_exr_channel, read_iuv_exr
 from .decode.label_maps import write_coarse_png, write_fine_png, write_iuv_png, write_png
@@ -35,6 +36,13 @@ from .spec.sample_spec import draw_spec, dumps_spec
 
 OUTPUT_FOLDERS = ("images", "iuv", "labels24", "labels14", "iuv_png", "specs", "records")
 # `persons/<stem>.png` (which person each pixel shows, 1-based) is written only for images with several people.
+
+
+def backdrop_brightness(backdrop: np.ndarray) -> float:
+    """Light scale from the backdrop's mean luminance (0.45 = neutral), kept within [0.5, 1.6]:
+    a person lit like a sunny day does not belong in a dim photograph."""
+    luminance = float(np.mean(backdrop @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)))
+    return float(np.clip((luminance / 0.45) ** 0.7, 0.5, 1.6))
 
 
 @dataclass
@@ -111,7 +119,9 @@ class SampleRenderer:
                 slot.set_texture(clothing_texture(appearance, self.part_maps[kind]), appearance["roughness"])
                 slot.set_vertices(posed.vertices)
             self.scene.set_camera(camera)
-            self.scene.set_lights(spec["lights"], people[0].vertices.mean(axis=0))
+            backdrop = self._backdrop(spec, camera)
+            brightness = backdrop_brightness(backdrop) if spec["lights"]["steer_by_backdrop"] else 1.0
+            self.scene.set_lights(spec["lights"], people[0].vertices.mean(axis=0), brightness)
         beauty_path = temporary_sibling(out / "images" / f"{stem}.beauty.png")
         with _Timer(self.times, "beauty_pass"):
             r = spec["render"]
@@ -121,7 +131,7 @@ class SampleRenderer:
             self.scene.render_labels(exr_path)
             person_index = self._render_person_index(stem) if len(people) > 1 else None
         with _Timer(self.times, "decode_annotate"):
-            image_name = self._write_image(spec, camera, beauty_path)
+            image_name = self._write_image(spec, backdrop, beauty_path)
             maps = read_iuv_exr(exr_path)
             if person_index is not None:
                 maps = dataclasses.replace(maps, person_index=np.where(maps.I > 0, person_index, 0))
@@ -149,7 +159,15 @@ class SampleRenderer:
         finally:
             os.remove(path)
 
-    def _write_image(self, spec: dict[str, Any], camera: PinholeCamera, beauty_path: Path) -> str:
+    def _backdrop(self, spec: dict[str, Any], camera: PinholeCamera) -> np.ndarray:
+        """RGB float backdrop: a drawn photograph, or the procedural scene with the camera's horizon."""
+        params = spec["backdrop"]
+        if params["kind"] != "procedural":
+            return photo_backdrop(params["photo"], self.config["backdrop"], camera.width, camera.height)
+        horizon = horizon_row(camera.focal_px, camera.height, spec["camera"]["fitted"]["elevation_deg"])
+        return procedural_backdrop(params, camera.width, camera.height, horizon)
+
+    def _write_image(self, spec: dict[str, Any], backdrop: np.ndarray, beauty_path: Path) -> str:
         """Composite the beauty render over the backdrop; returns the file name under images/."""
         stem, r = spec["stem"], spec["render"]
         rgba = cv2.imread(str(beauty_path), cv2.IMREAD_UNCHANGED)
@@ -157,10 +175,8 @@ class SampleRenderer:
         if rgba is None:
             raise RuntimeError(f"Blender wrote no readable beauty image at {beauty_path}")
         rgba = rgba.astype(np.float32) / 255.0
-        horizon = horizon_row(camera.focal_px, camera.height, spec["camera"]["elevation_deg"])
-        backdrop = procedural_backdrop(spec["backdrop"], camera.width, camera.height, horizon)[..., ::-1]
         alpha = rgba[..., 3:4]
-        composite = rgba[..., :3] * alpha + backdrop * (1.0 - alpha)
+        composite = rgba[..., :3] * alpha + backdrop[..., ::-1] * (1.0 - alpha)
         image = np.clip(np.round(composite * 255.0), 0, 255).astype(np.uint8)
         extension = "jpg" if r["image_format"] == "jpg" else "png"
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if extension == "jpg" else []

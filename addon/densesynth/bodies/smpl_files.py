@@ -132,6 +132,8 @@ class _SmplUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module in ("__builtin__", "builtins") and name in _BUILTINS:
             return super().find_class(module, name)
+        if module == "_codecs" and name == "encode":  # bytes in protocol-2 pickles written by Python 3
+            return super().find_class(module, name)
         raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
 
 
@@ -242,18 +244,32 @@ def _gender_entry(raw: dict, path: Path) -> str | None:
 
 
 # --------------------------------------------------------------------------- checks
+def _peek_shape(value) -> tuple | None:
+    """Shape of an array, a chumpy stand-in's `x` or a sparse stand-in, without converting it."""
+    if isinstance(value, _Opaque):
+        state = value.__dict__.get("_state")
+        if isinstance(state, dict) and "x" in state:
+            return _peek_shape(state["x"])
+        if isinstance(state, dict):
+            dims = state.get("_shape") or state.get("shape")
+            return tuple(int(d) for d in dims) if dims is not None else None
+        return None
+    dims = getattr(value, "shape", None)
+    return tuple(int(d) for d in dims) if dims is not None else None
+
+
 def _other_model(raw: dict) -> str | None:
     """Name of the model family of a file that is not SMPL (by vertex and joint counts)."""
-    v = raw.get("v_template")
-    shape = getattr(v, "shape", None)
-    if shape is None:
+    shape = _peek_shape(raw.get("v_template"))
+    if not shape:
         return None
-    nv = int(shape[0]) if len(shape) else 0
-    j = raw.get("J_regressor")
-    nj = int(j.shape[0]) if hasattr(j, "shape") and len(j.shape) else None
-    if nj is None and isinstance(j, _Opaque):
-        state = j.__dict__.get("_state") or {}
-        nj = int((state.get("_shape") or state.get("shape") or (0,))[0]) if isinstance(state, dict) else None
+    nv = shape[0]
+    nj = None
+    for key, axis in (("J_regressor", 0), ("weights", 1), ("kintree_table", 1)):
+        dims = _peek_shape(raw.get(key))
+        if dims is not None and len(dims) > axis:
+            nj = dims[axis]
+            break
     if nv == 10475:
         return "SMPL-X"
     if nv == NUM_VERTICES and nj == 52:

@@ -23,13 +23,19 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "render.device": ("CPU", "GPU"),
     "render.image_format": ("png", "jpg"),
     "body.kind": ("anny",),
-    "backdrop.kind": ("procedural",),
+    "backdrop.kind": ("procedural", "folder", "coco"),
+    "backdrop.coco_people": ("any", "without", "with"),
+    "backdrop.missing": ("error", "fallback"),
 }
+
+# Sections whose keys are the user's own names (a user mapping replaces the default one).
+FREE_MAPPINGS = {"camera.rigs": 4}  # each value: a list of this many numbers
 
 # Keys whose value is a range [low, high] rather than a fixed pair.
 NOT_RANGES = {"render.resolution"}
 PROBABILITIES = {"motion.mirror_probability", "appearance.long_sleeve_probability",
-                 "appearance.long_trousers_probability"}
+                 "appearance.long_trousers_probability", "camera.rig_probability", "camera.min_visible_fraction",
+                 "lights.sky_probability"}
 
 
 class ConfigError(UserError):
@@ -83,12 +89,24 @@ def _merge(base: dict[str, Any], user: dict[str, Any], source: str, prefix: str)
         dotted = f"{prefix}{key}"
         if key not in base:
             raise ConfigError(f"config {source}: unknown key '{dotted}'{_suggest(key, base)}")
-        if isinstance(base[key], dict):
+        if dotted in FREE_MAPPINGS:
+            base[key] = _free_mapping(dotted, value, FREE_MAPPINGS[dotted], source)
+        elif isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"config {source}: '{dotted}' must be a section of keys, got {value!r}")
             _merge(base[key], value, source, prefix=f"{dotted}.")
         else:
             base[key] = _coerce(dotted, base[key], value, source)
+
+
+def _free_mapping(dotted: str, value: Any, width: int, source: str) -> dict[str, list[float]]:
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"config {source}: '{dotted}' must be a mapping of names to lists of {width} numbers")
+    for name, entry in value.items():
+        if not (isinstance(entry, list) and len(entry) == width
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry)):
+            raise ConfigError(f"config {source}: '{dotted}.{name}' must be a list of {width} numbers, got {entry!r}")
+    return value
 
 
 def _set_dotted(config: dict[str, Any], dotted: str, value: Any, source: str) -> None:
@@ -144,7 +162,7 @@ def _validate(config: dict[str, Any], source: str) -> None:
         if value not in choices:
             raise ConfigError(f"config {source}: '{dotted}' must be one of {', '.join(choices)}, got {value!r}")
     for dotted, value in _leaves(config):
-        if dotted in NOT_RANGES or not isinstance(value, list) or len(value) != 2:
+        if dotted in NOT_RANGES or dotted.startswith(tuple(FREE_MAPPINGS)) or not isinstance(value, list) or len(value) != 2:
             continue
         if all(isinstance(v, (int, float)) for v in value) and value[0] > value[1]:
             raise ConfigError(f"config {source}: range '{dotted}' has low {value[0]} above high {value[1]}")

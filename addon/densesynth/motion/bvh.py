@@ -203,9 +203,9 @@ def read_bvh(path: Path | str) -> BvhData:
         parents.append(parent)
         expect("{")
         offsets.append(offset())
-        _, line = take() if tokens[pos][0] == "CHANNELS" else (None, line)
-        if tokens[pos - 1][0] != "CHANNELS":
-            raise fail(f"joint {name!r} has no CHANNELS line", line)
+        tok, line = take()
+        if tok != "CHANNELS":
+            raise fail(f"joint {name!r}: expected its CHANNELS line, found {tok!r}", line)
         count_tok, line = take()
         try:
             count = int(count_tok)
@@ -504,7 +504,10 @@ def bvh_to_clip(path: Path | str, fps: float | None = None, joint_map: Mapping[s
         raise MotionFileError(f"BVH file {path}: cannot align its rest pose: {exc}") from None
     world_rot, world_pos = data.world()
     root_pos = unit_scale * world_pos[:, smpl_to_src[0]] @ basis.T
-    clip = world_to_clip(world_rot, root_pos, align, basis, 1.0 / data.frame_time, f"bvh:{path.name}")
+    rate = 1.0 / data.frame_time
+    if abs(rate - round(rate)) < 1e-4 * rate:  # "Frame Time: 0.0083333" is 120 Hz
+        rate = float(round(rate))
+    clip = world_to_clip(world_rot, root_pos, align, basis, rate, f"bvh:{path.name}")
     if fps is not None and abs(float(fps) - clip.mocap_framerate) > 1e-9:
         clip = resample(clip, fps)
     return clip

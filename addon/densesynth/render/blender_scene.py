@@ -24,6 +24,7 @@ from ..io_utils import temporary_sibling
 from ..scene.camera import PinholeCamera
 
 IUV_ATTRIBUTE = "densesynth_iuv"
+SKY_STRENGTH_SCALE = 0.08
 TEXTURE_UV = "texture_uv"
 
 
@@ -85,7 +86,7 @@ class BlenderScene:
         self.instance_material = _create_instance_material()
         self.camera = _create_camera(self.scene)
         self.sun, self.area = _create_lights(self.scene)
-        self.world_background = _create_world(self.scene)
+        self.world_background, self.world_sky = _create_world(self.scene)
         self.ground = _create_shadow_catcher(self.scene)
 
     # --- per-sample updates -------------------------------------------------------------
@@ -119,9 +120,11 @@ class BlenderScene:
         render.resolution_percentage = 100
         render.pixel_aspect_x = render.pixel_aspect_y = 1.0
 
-    def set_lights(self, lights: dict, person_centre: np.ndarray) -> None:
+    def set_lights(self, lights: dict, person_centre: np.ndarray, brightness: float = 1.0) -> None:
+        """Sun, area light and environment from the spec; `brightness` scales them all (a dark
+        backdrop photograph gets a darker person)."""
         sun = lights["sun"]
-        self.sun.data.energy = sun["strength"]
+        self.sun.data.energy = sun["strength"] * brightness
         self.sun.data.use_temperature = True
         self.sun.data.temperature = sun["temperature_k"]
         # A sun light shines along its -Z axis: aim it from the drawn direction at the person.
@@ -131,13 +134,25 @@ class BlenderScene:
         offset = area["distance_m"] * np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
         self.area.location = tuple(person_centre + offset)
         self.area.rotation_euler = _aim_euler(-offset)
-        self.area.data.energy = area["power_w"]
+        self.area.data.energy = area["power_w"] * brightness
         self.area.data.size = area["size_m"]
         self.area.data.use_temperature = True
         self.area.data.temperature = area["temperature_k"]
         ambient = lights["ambient"]
-        self.world_background.inputs["Color"].default_value = (*ambient["colour"], 1.0)
-        self.world_background.inputs["Strength"].default_value = ambient["strength"]
+        background, sky = self.world_background, self.world_sky
+        links = self.scene.world.node_tree.links
+        for link in list(background.inputs["Color"].links):
+            links.remove(link)
+        background.inputs["Color"].default_value = (*ambient["colour"], 1.0)
+        strength = ambient["strength"] * brightness
+        if ambient.get("kind") == "sky":
+            # A physical sky agreeing with the sun's direction; its radiance is far above a
+            # uniform ambient's, hence the scale. The sun light itself provides the disc.
+            sky.sun_elevation = np.deg2rad(sun["elevation_deg"])
+            sky.sun_rotation = np.deg2rad(sun["azimuth_deg"])
+            links.new(sky.outputs["Color"], background.inputs["Color"])
+            strength *= SKY_STRENGTH_SCALE
+        background.inputs["Strength"].default_value = strength
 
     # --- passes ---------------------------------------------------------------------------
     def render_beauty(self, path: Path, samples: int, denoise: bool, seed: int, shadow_catcher: bool) -> None:
@@ -338,11 +353,14 @@ def _create_lights(scene: bpy.types.Scene) -> tuple[bpy.types.Object, bpy.types.
     return sun, area
 
 
-def _create_world(scene: bpy.types.Scene) -> bpy.types.Node:
+def _create_world(scene: bpy.types.Scene) -> tuple[bpy.types.Node, bpy.types.Node]:
     world = bpy.data.worlds.new("densesynth_world")
     _ensure_node_tree(world)
     scene.world = world
-    return world.node_tree.nodes["Background"]
+    sky = world.node_tree.nodes.new("ShaderNodeTexSky")
+    sky.sky_type = "MULTIPLE_SCATTERING"
+    sky.sun_disc = False
+    return world.node_tree.nodes["Background"], sky
 
 
 def _create_shadow_catcher(scene: bpy.types.Scene) -> bpy.types.Object:

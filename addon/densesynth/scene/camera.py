@@ -72,13 +72,55 @@ def view_direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
     return np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
 
 
+def visible_fraction(uv: np.ndarray, width: int, height: int, margin: float = 0.0) -> float:
+    """Share of projected points inside the frame (less `margin` of the image on each side)."""
+    inside = ((uv[:, 0] >= margin * width) & (uv[:, 0] <= (1 - margin) * width - 1)
+              & (uv[:, 1] >= margin * height) & (uv[:, 1] <= (1 - margin) * height - 1))
+    return float(inside.mean())
+
+
+def _fitted(eye: np.ndarray, target: np.ndarray) -> dict:
+    forward = target - eye
+    pitch = np.degrees(np.arctan2(-forward[2], np.hypot(forward[0], forward[1])))
+    return {
+        "eye": [round(float(v), 6) for v in eye],
+        "target": [round(float(v), 6) for v in target],
+        "distance_m": round(float(np.linalg.norm(forward)), 6),
+        "elevation_deg": round(float(pitch), 6),  # how far the camera looks down (horizon placement)
+    }
+
+
+def _fit_rig(vertices: np.ndarray, draws: dict, width: int, height: int, margin: float) -> dict:
+    """A named rig: fixed camera height, ground distance and azimuth, aimed at the person.
+
+    Only if less than `min_visible_fraction` of the person would be in frame does the camera
+    back off along its line of sight.
+    """
+    rig = draws["rig"]
+    target = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
+    az = np.deg2rad(rig["azimuth_deg"])
+    eye = np.array([target[0] + rig["distance_m"] * np.sin(az), target[1] - rig["distance_m"] * np.cos(az),
+                    rig["height_m"]])
+    for _ in range(30):
+        cam = PinholeCamera(look_at(eye, target, draws["roll_deg"]), rig["focal_length_mm"], draws["sensor_width_mm"],
+                            width, height)
+        uv, depth = cam.project(vertices)
+        if depth.min() > 0.05 and visible_fraction(uv, width, height, margin) >= draws["min_visible_fraction"]:
+            break
+        eye = target + (eye - target) * 1.1
+    return _fitted(eye, target)
+
+
 def fit_camera(vertices: np.ndarray, draws: dict, width: int, height: int, margin: float = 0.02) -> dict:
     """Place the camera on the drawn direction so the person has the drawn projected height.
 
     The distance is refined on the real projected extent (a perspective body is not its
-    bounding sphere), then increased if needed so no vertex leaves the frame: the person is
-    always entirely in view.
+    bounding sphere), then increased if needed until at least `min_visible_fraction` of the
+    person's vertices are in frame (1.0, the default: the whole person; less allows
+    truncation at the image border, which the annotations then describe as it is).
     """
+    if draws.get("rig"):
+        return _fit_rig(vertices, draws, width, height, margin)
     centre = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
     direction = view_direction(draws["azimuth_deg"], draws["elevation_deg"])
     extent = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
@@ -106,29 +148,21 @@ def fit_camera(vertices: np.ndarray, draws: dict, width: int, height: int, margi
     c2w = cam.camera_to_world
     metres_per_px = float(np.median(depth)) / cam.focal_px
     target = target + (c2w[:3, 0] * shift_px[0] - c2w[:3, 1] * shift_px[1]) * metres_per_px
-    for _ in range(20):
+    wanted_fraction = draws.get("min_visible_fraction", 1.0)
+    for _ in range(30):
         cam = camera_at(distance, target)
         uv, depth = cam.project(vertices)
-        inside = (
-            depth.min() > 0.05
-            and uv[:, 0].min() >= margin * width and uv[:, 0].max() <= (1 - margin) * width - 1
-            and uv[:, 1].min() >= margin * height and uv[:, 1].max() <= (1 - margin) * height - 1
-        )
-        if inside:
+        if depth.min() > 0.05 and visible_fraction(uv, width, height, margin) >= wanted_fraction:
             break
         distance *= 1.08
-    eye = target + direction * distance
-    return {
-        "eye": [round(float(v), 6) for v in eye],
-        "target": [round(float(v), 6) for v in target],
-        "distance_m": round(float(distance), 6),
-    }
+    return _fitted(target + direction * distance, target)
 
 
 def camera_from_spec(spec: dict) -> PinholeCamera:
     cam = spec["camera"]
     fitted = cam["fitted"]
+    focal = cam["rig"]["focal_length_mm"] if cam.get("rig") else cam["focal_length_mm"]
     return PinholeCamera(
         look_at(np.array(fitted["eye"]), np.array(fitted["target"]), cam["roll_deg"]),
-        cam["focal_length_mm"], cam["sensor_width_mm"], spec["render"]["width"], spec["render"]["height"],
+        focal, cam["sensor_width_mm"], spec["render"]["width"], spec["render"]["height"],
     )

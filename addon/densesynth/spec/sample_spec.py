@@ -132,8 +132,17 @@ def _draw_garment(d: Draws, cfg: dict[str, Any]) -> dict[str, Any]:
 def _draw_camera(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
     d = Draws(stream(seed, "camera"))
     jitter = cfg["look_at_jitter"]
+    rig_draws = Draws(stream(seed, "camera/rig"))
+    rig = None
+    if rig_draws.chance(cfg["rig_probability"]):
+        name = rig_draws.choice(sorted(cfg["rigs"]))
+        height, distance, azimuth, focal = (float(v) for v in cfg["rigs"][name])
+        rig = {"name": name, "height_m": height, "distance_m": distance, "azimuth_deg": azimuth,
+               "focal_length_mm": focal}
     return {
         "stream": "camera",
+        "rig": rig,
+        "min_visible_fraction": float(cfg["min_visible_fraction"]),
         "focal_length_mm": d.uniform(cfg["focal_length_mm"]),
         "sensor_width_mm": float(cfg["sensor_width_mm"]),
         "azimuth_deg": d.uniform(cfg["azimuth_deg"]),
@@ -165,15 +174,27 @@ def _draw_lights(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
         "ambient": {
             "strength": d.uniform(cfg["ambient_strength"]),
             "colour": d.colour([0.5, 0.7], [0.0, 0.35], [0.7, 1.0]),
+            "kind": "sky" if Draws(stream(seed, "lights/sky")).chance(cfg["sky_probability"]) else "uniform",
         },
+        "steer_by_backdrop": bool(cfg["steer_by_backdrop"]),
     }
 
 
 def _draw_backdrop(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    from ..appearance.photo_backdrops import draw_photo, usable_kind
+
     d = Draws(stream(seed, "backdrop"))
+    kind = usable_kind(cfg)
+    params = _draw_procedural_backdrop(d)
+    params["kind"] = kind
+    if kind != "procedural":
+        params["photo"] = draw_photo(Draws(stream(seed, "backdrop/photo")), cfg)
+    return params
+
+
+def _draw_procedural_backdrop(d: Draws) -> dict[str, Any]:
     return {
         "stream": "backdrop",
-        "kind": cfg["kind"],
         "seed": d.integer(),
         "horizon": d.uniform([0.3, 0.75]),
         "sky_top": d.colour([0.5, 0.7], [0.1, 0.7], [0.5, 1.0]),

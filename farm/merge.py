@@ -1,0 +1,206 @@
+"""Merge per-sample records into COCO-DensePose files, streaming, plus a train/val split.
+
+`python -m farm merge DIR [--val-fraction 0.1] [--allow-partial]` writes
+
+  DIR/annotations.json        every finished sample, in index order
+  DIR/annotations_train.json  the training part
+  DIR/annotations_val.json    the validation part
+
+Records are read one at a time; images go straight to the output files and annotations to
+a spool file each, so memory stays flat however large the run. Image ids are 1..K over the
+finished samples in index order and annotation ids 1..M in the same order; the split files
+keep those ids, so ids never collide between the three files and an id means the same image
+everywhere. `annotations.json` is byte-identical to `pipeline.write_annotations` over the
+same records (same formatting as `DatasetWriter`).
+
+Split rule (documented, deterministic, independent of the seed and of the sample count):
+samples that show nearly the same person in nearly the same pose must not land on both
+sides, or validation is a near copy of training. Each sample gets a *group key* from its
+spec: for every person, the motion clip, whether it is mirrored, the clip phase in 8 bins,
+and the body phenotype bucketed (gender in 2 bins, height and weight in 3 bins each); the
+keys of all persons are sorted and joined. A group goes to validation when the first 8 bytes
+of SHA-256 of its key, read as a fraction of 2**64, fall below `val_fraction`. All samples
+of a group are therefore on the same side, whatever the seed, the sample count, or the
+order of rendering. (Neighbours across a bin boundary can still be alike; bins are coarse
+so that this is rare. Camera, lights, clothing and backdrop are drawn independently and
+are deliberately not part of the key.)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from farm.shards import check_sample, read_run, sample_stem, Identity
+
+DEFAULT_VAL_FRACTION = 0.1
+PHASE_BINS = 8
+
+
+class MergeError(Exception):
+    """The folder cannot be merged as asked (one line for the user)."""
+
+
+def _bucket(value: float, bins: int) -> int:
+    return min(bins - 1, max(0, int(float(value) * bins)))
+
+
+def group_key(spec: dict[str, Any]) -> str:
+    """The split group of a sample: pose and body of its persons, coarsely bucketed."""
+    keys = []
+    for person in spec["persons"]:
+        motion, phenotype = person["motion"], person["body"]["phenotype"]
+        keys.append(
+            f"{motion['clip']}:m{int(bool(motion['mirror']))}:p{_bucket(motion['phase'], PHASE_BINS)}"
+            f":g{_bucket(phenotype.get('gender', 0.0), 2)}:h{_bucket(phenotype.get('height', 0.0), 3)}"
+            f":w{_bucket(phenotype.get('weight', 0.0), 3)}"
+        )
+    return "|".join(sorted(keys))
+
+
+def split_of(spec: dict[str, Any], val_fraction: float) -> str:
+    digest = hashlib.sha256(group_key(spec).encode()).digest()
+    return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
+
+
+def _dumps(value: Any) -> str:
+    """Exactly DatasetWriter.to_bytes' formatting, for one value."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+
+
+class _StreamingCoco:
+    """One COCO file written as it goes: images now, annotations spooled, joined at close."""
+
+    def __init__(self, path: Path, header: dict[str, Any]):
+        self.path = path
+        self.tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+        self.file: BinaryIO = open(self.tmp, "wb")
+        self.spool = tempfile.TemporaryFile(dir=path.parent)
+        self.header = header
+        self.file.write(f'{{"info":{_dumps(header["info"])},"licenses":{_dumps(header["licenses"])},"images":['.encode())
+        self.images = self.annotations = 0
+
+    def add(self, image: dict[str, Any], annotations: list[dict[str, Any]]) -> None:
+        self.file.write(((b"," if self.images else b"") + _dumps(image).encode()))
+        self.images += 1
+        for annotation in annotations:
+            self.spool.write((b"," if self.annotations else b"") + _dumps(annotation).encode())
+            self.annotations += 1
+
+    def close(self) -> None:
+        self.file.write(b'],"annotations":[')
+        self.spool.seek(0)
+        shutil.copyfileobj(self.spool, self.file)
+        self.spool.close()
+        self.file.write(f'],"categories":{_dumps(self.header["categories"])}}}\n'.encode())
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.spool.close()
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class MergeResult:
+    images: int = 0
+    annotations: int = 0
+    split: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
+    missing: list[int] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def merge(out: Path, num_samples: int | None = None, val_fraction: float = DEFAULT_VAL_FRACTION,
+          allow_partial: bool = False) -> MergeResult:
+    """Merge samples 0..N-1 of DIR (N from run.json unless given); refuses when some are not
+    finished unless `allow_partial`, which merges the finished ones only."""
+    from densesynth.annotate.coco_densepose import DatasetWriter
+
+    out = Path(out)
+    run = read_run(out)
+    if run is None:
+        raise MergeError(f"{out} holds no run (no readable run.json): render into it first")
+    if num_samples is None:
+        num_samples = run.get("num_samples")
+        if not isinstance(num_samples, int):
+            raise MergeError(f"{out}/run.json names no num_samples: run the render command on it again")
+    if not 0.0 <= val_fraction <= 1.0:
+        raise MergeError(f"--val-fraction must lie in 0..1, got {val_fraction}")
+    identity = Identity(run["config_hash"], run["seed"])
+    result = MergeResult()
+    finished = []
+    for index in range(num_samples):
+        if check_sample(out, identity, index).status == "done":
+            finished.append(index)
+        else:
+            result.missing.append(index)
+    if result.missing and not allow_partial:
+        first = ", ".join(sample_stem(i) for i in result.missing[:5])
+        raise MergeError(f"{len(result.missing)} of {num_samples} samples are not finished ({first}"
+                         f"{', ...' if len(result.missing) > 5 else ''}); render them first "
+                         "(or merge with --allow-partial)")
+
+    header = DatasetWriter().to_dict()
+    outputs = {"all": out / "annotations.json", "train": out / "annotations_train.json",
+               "val": out / "annotations_val.json"}
+    writers = {name: _StreamingCoco(path, header) for name, path in outputs.items()}
+    try:
+        for index in finished:
+            stem = sample_stem(index)
+            record = json.loads((out / "records" / f"{stem}.json").read_text())
+            spec = json.loads((out / "specs" / f"{stem}.json").read_text())
+            local = DatasetWriter()  # the same normalisation as a whole-run writer, one image at a time
+            image = record["image"]
+            local.add_image(image["file_name"], image["height"], image["width"])
+            for annotation in record["annotations"]:
+                local.add_annotation(1, annotation)
+            result.images += 1
+            entry = local.images[0]
+            entry["id"] = result.images
+            annotations = []
+            for annotation in local.annotations:
+                result.annotations += 1
+                annotation["id"], annotation["image_id"] = result.annotations, result.images
+                annotations.append(annotation)
+            part = split_of(spec, val_fraction)
+            result.split[part] += 1
+            writers["all"].add(entry, annotations)
+            writers[part].add(entry, annotations)
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    for writer in writers.values():
+        writer.close()
+    result.paths = outputs
+    return result
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m farm merge", description="Merge per-sample records into "
+                                     "annotations.json and a train/val split.")
+    parser.add_argument("out", type=Path, help="the render folder (--out of the render command)")
+    parser.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+                        help=f"share of split groups that go to validation (default {DEFAULT_VAL_FRACTION})")
+    parser.add_argument("--allow-partial", action="store_true", help="merge the finished samples even if some are not")
+    parser.add_argument("--num-samples", type=int, help="merge samples 0..N-1 (default: the last run's count)")
+    args = parser.parse_args(argv)
+    try:
+        result = merge(args.out, args.num_samples, args.val_fraction, args.allow_partial)
+    except MergeError as exc:
+        print(f"merge: error: {exc}", file=__import__("sys").stderr)
+        return 2
+    print(f"merged {result.images} images ({result.annotations} people): train {result.split['train']}, "
+          f"val {result.split['val']}" + (f", {len(result.missing)} unfinished left out" if result.missing else "")
+          + f" -> {result.paths['all']}")
+    return 0
