@@ -26,6 +26,7 @@ from .annotate.visibility import keypoint_visibility
 from .appearance.backdrops import horizon_row, procedural_backdrop
 from .appearance.clothing import clothing_texture, uv_part_map
 from .appearance.photo_backdrops import photo_backdrop
+from .appearance.texture_folders import folder_texture
 from .bodies.default_body import DefaultBody
 from .decode.iuv_exr import read_exr_channel, read_iuv_exr
 from .decode.label_maps import write_coarse_png, write_fine_png, write_iuv_png, write_png
@@ -116,7 +117,7 @@ class SampleRenderer:
             camera = camera_from_spec(spec)
             for slot, kind, posed, appearance in zip(self.scene.person_slots(kinds, self.meshes), kinds, people,
                                                      spec["appearance"]):
-                slot.set_texture(clothing_texture(appearance, self.part_maps[kind]), appearance["roughness"])
+                slot.set_texture(self._texture(appearance, kind), appearance["roughness"])
                 slot.set_vertices(posed.vertices)
             self.scene.set_camera(camera)
             backdrop = self._backdrop(spec, camera)
@@ -158,6 +159,11 @@ class SampleRenderer:
             return np.round(read_exr_channel(path, "R")).astype(np.int64)
         finally:
             os.remove(path)
+
+    def _texture(self, appearance: dict[str, Any], kind: str) -> np.ndarray:
+        if appearance.get("texture_kind") == "folder":
+            return folder_texture(appearance, self.config["appearance"]["texture_folder"], self.part_maps[kind])
+        return clothing_texture(appearance, self.part_maps[kind])
 
     def _backdrop(self, spec: dict[str, Any], camera: PinholeCamera) -> np.ndarray:
         """RGB float backdrop: a drawn photograph, or the procedural scene with the camera's horizon."""

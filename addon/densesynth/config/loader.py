@@ -26,6 +26,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "backdrop.kind": ("procedural", "folder", "coco"),
     "backdrop.coco_people": ("any", "without", "with"),
     "backdrop.missing": ("error", "fallback"),
+    "appearance.texture_kind": ("procedural", "folder"),
 }
 
 # Sections whose keys are the user's own names (a user mapping replaces the default one).

@@ -52,7 +52,8 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
             "point_seed": child_seed(seed, "points"),
         },
     }
-    spec["appearance"] = [_draw_appearance(config["appearance"], seed, number) for number in range(len(spec["persons"]))]
+    spec["appearance"] = [_draw_appearance(config["appearance"], seed, number, _gender(person))
+                          for number, person in enumerate(spec["persons"])]
     spec["camera"]["fitted"] = fit_camera(spec)
     return spec
 
@@ -101,11 +102,26 @@ def _draw_person(config: dict[str, Any], seed: int, number: int) -> dict[str, An
     }
 
 
-def _draw_appearance(cfg: dict[str, Any], seed: int, number: int) -> dict[str, Any]:
+def _gender(person: dict[str, Any]) -> str:
+    """anny's gender phenotype runs from male (0) to female (1)."""
+    body = person["body"]
+    if "gender" in body:
+        return body["gender"]
+    return "female" if body.get("phenotype", {}).get("gender", 0.5) >= 0.5 else "male"
+
+
+def _draw_appearance(cfg: dict[str, Any], seed: int, number: int, gender: str) -> dict[str, Any]:
     name = _stream_name("appearance", number)
     d = Draws(stream(seed, name))
     skin_value = d.uniform([0.25, 0.95])
+    textures = {"texture_kind": cfg["texture_kind"]}
+    if cfg["texture_kind"] == "folder":
+        from ..appearance.texture_folders import draw_folder_textures
+
+        textures.update(draw_folder_textures(Draws(stream(seed, f"{name}/texture")), cfg["texture_folder"], gender,
+                                             cfg["mix_parts"]))
     return {
+        **textures,
         "stream": name,
         "texture_size": cfg["texture_size"],
         "skin": d.colour([0.02, 0.09], [0.25, 0.6], [skin_value, skin_value]),
