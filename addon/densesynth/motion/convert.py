@@ -140,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             raise UserError(f"cannot write --out {args.out}: {exc.strerror or exc}") from None
     except UserError as exc:
-        print(f"{parser.prog}: error: {str(exc).splitlines()[0] if str(exc) else exc!r}", file=sys.stderr)
+        message = " ".join(str(exc).split("\n")) or repr(exc)
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2
     failed = details.get("failed_frames", [])
     print(f"{args.out}: {clip.num_frames} frames at {clip.mocap_framerate:g} fps from {args.input.name}; "
