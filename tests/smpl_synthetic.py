@@ -11,7 +11,9 @@ module names, so the reader must not need chumpy or scipy's class layout).
 from __future__ import annotations
 
 import contextlib
+import io
 import pickle
+import struct
 import sys
 import types
 from collections import Counter
@@ -88,6 +90,26 @@ def _fake_modules(**classes):
                 sys.modules[part] = module
 
 
+class _Py2Pickler(pickle._Pickler):
+    """Writes str and bytes as Python 2 `str` (BINSTRING), as Python 2's cPickle did.
+
+    Array data then arrives as text under encoding="latin1", as it does from SMPL's files.
+    """
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_py2_str(self, obj):
+        raw = obj if isinstance(obj, bytes) else obj.encode("latin1")
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+    dispatch[str] = save_py2_str
+
+
 def write_chumpy_pickle(path: Path, arrays: dict[str, np.ndarray], extra: dict | None = None) -> Path:
     """Write `arrays` as SMPL's original v1.0 .pkl does (chumpy Ch objects, old sparse class)."""
 
@@ -121,8 +143,10 @@ def write_chumpy_pickle(path: Path, arrays: dict[str, np.ndarray], extra: dict |
     data.update(extra or {})
     with _fake_modules(**{"chumpy.ch.Ch": Ch, "chumpy.reordering.Select": Select,
                           "scipy.sparse.csc.csc_matrix": CscMatrix}):
-        payload = pickle.dumps(data, protocol=2)
-    assert b"chumpy.ch" in payload and b"scipy.sparse.csc" in payload
+        buffer = io.BytesIO()
+        _Py2Pickler(buffer, protocol=2).dump(data)
+        payload = buffer.getvalue()
+    assert b"chumpy.ch" in payload and b"scipy.sparse.csc" in payload and b"_codecs" not in payload
     path.write_bytes(payload)
     return path
 

@@ -121,7 +121,9 @@ def test_feather_is_soft_but_mask_is_binary():
     inner = grey[mask & (grey < 250)]
     outer = grey[~mask & (grey > 5)]
     assert inner.size > 50 and outer.size > 50  # soft on both sides of the hard edge
-    assert grey[mask].min() > 127 and grey[~mask].max() < 128  # the 0.5 contour sits on the edge
+    # Along straight edges the feathered 0.5 contour sits on the hard edge (corners round off).
+    mid = grey[50:72]
+    assert mid[:, 61:101].min() > 127 and mid[:, :61].max() < 128 and mid[:, 101:].max() < 128
     assert grey[60, 80] == 255 and grey[5, 5] == 0
     # Without feathering the image edge is as hard as the mask.
     placement["feather_px"] = 0.0

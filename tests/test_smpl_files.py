@@ -184,3 +184,13 @@ def test_cli_convert(files, tmp_path, capsys):
     assert smpl_files._main(["check", str(files["pkl"]), "--gender", "male"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "female" in err
+
+
+def test_npz_with_pickled_objects(arrays, tmp_path):
+    import scipy.sparse as sp
+
+    extra = write_npz(tmp_path / "SMPL_MALE.npz", {**arrays, "bs_style": np.array({"a": 1}, dtype=object)})
+    assert load_smpl(extra, "male").num_betas == 10  # unneeded object entries are skipped
+    sparse = write_npz(tmp_path / "SMPL_FEMALE.npz",
+                       {**arrays, "J_regressor": np.array(sp.csc_matrix(arrays["J_regressor"]), dtype=object)})
+    assert "J_regressor" in _one_line_error(sparse, "female")

@@ -105,3 +105,30 @@ def test_shape_sampling_is_plain_clipped_and_seeded():
         sample_gender(np.random.default_rng(0), "other")
     record = sample_smpl_shape(np.random.default_rng(3), "random", num_betas=5)
     assert json.loads(json.dumps(record)) == record and len(record["betas"]) == 5
+
+
+def test_smpl_body_kind(arrays, tmp_path):
+    from densesynth.bodies.smpl_model import SMPL_TO_BLENDER, SmplBody
+    from smpl_synthetic import write_npz
+
+    write_npz(tmp_path / "SMPL_FEMALE.npz", arrays)
+    body = SmplBody.load(tmp_path, "female")
+    assert body.model.gender == "female" and body.num_vertices == 6890
+    assert body.corner_iuv.shape == (13776, 3, 3) and body.corner_texture_uv.shape == (13776, 3, 2)
+    assert body.face_part.min() == 1 and body.face_part.max() == 24
+    np.testing.assert_array_equal(body.corner_iuv[:, :, 0], np.repeat(body.face_part[:, None], 3, axis=1))
+    pose = np.random.default_rng(2).normal(0, 0.4, 72)
+    smpl = body.pose(np.zeros(10), pose, blender=False)
+    world = body.pose(np.zeros(10), pose)
+    # SMPL (x, y, z) is Blender (x, -z, y): up is +Z, the person faces -Y
+    np.testing.assert_allclose(world.vertices[:, 0], smpl.vertices[:, 0])
+    np.testing.assert_allclose(world.vertices[:, 1], -smpl.vertices[:, 2])
+    np.testing.assert_allclose(world.vertices[:, 2], smpl.vertices[:, 1])
+    assert np.isclose(np.linalg.det(SMPL_TO_BLENDER), 1.0)
+    keypoints = body.keypoints(world.vertices, world.joints)
+    assert keypoints.shape == (17, 3)
+    np.testing.assert_allclose(keypoints[0], world.vertices[332])
+    np.testing.assert_allclose(keypoints[5], world.joints[16])
+    with pytest.raises(Exception) as info:
+        SmplBody.load(tmp_path, "male")
+    assert "male" in str(info.value)

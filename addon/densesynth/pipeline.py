@@ -39,6 +39,16 @@ OUTPUT_FOLDERS = ("images", "iuv", "labels24", "labels14", "iuv_png", "specs", "
 # `persons/<stem>.png` (which person each pixel shows, 1-based) is written only for images with several people.
 
 
+def load_bodies(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The body kinds a config draws from, loaded once per process."""
+    if cfg["kind"] == "smpl":
+        from .bodies.smpl_body import SmplBody
+
+        genders = ("female", "male") if cfg["gender"] == "random" else (cfg["gender"],)
+        return {"smpl": SmplBody.load(cfg["smpl_dir"], genders)}
+    return {"anny": DefaultBody.load()}
+
+
 def backdrop_brightness(backdrop: np.ndarray) -> float:
     """Light scale from the backdrop's mean luminance (0.45 = neutral), kept within [0.5, 1.6]:
     a person lit like a sunny day does not belong in a dim photograph."""
@@ -81,12 +91,12 @@ class SampleRenderer:
         self.times = StageTimes()
         self._last_poses: tuple[str, list[PosedPerson]] | None = None
         start = time.perf_counter()
-        body = DefaultBody.load()
-        self.bodies = {"anny": body}
+        self.bodies = load_bodies(config["body"])
         texture_size = config["appearance"]["texture_size"]
-        self.part_maps = {"anny": uv_part_map(body.model.corner_texture_uv, body.face_part, texture_size)}
-        self.meshes = {"anny": PersonMesh(body.model.faces, body.corner_iuv, body.model.corner_texture_uv,
-                                          body.model.num_vertices)}
+        self.part_maps = {kind: uv_part_map(body.corner_texture_uv, body.face_part, texture_size)
+                          for kind, body in self.bodies.items()}
+        self.meshes = {kind: PersonMesh(body.faces, body.corner_iuv, body.corner_texture_uv, body.num_vertices)
+                       for kind, body in self.bodies.items()}
         self.scene = BlenderScene(texture_size, config["render"]["device"], config["render"]["threads"])
         self.times.add("process_setup", time.perf_counter() - start)
         for folder in OUTPUT_FOLDERS + (("geometry",) if self.debug_geometry else ()):
@@ -200,7 +210,7 @@ class SampleRenderer:
         for number, (kind, posed) in enumerate(zip(kinds, people)):
             body = self.bodies[kind]
             vertices.append(posed.vertices)
-            faces.append(body.model.faces + offset)
+            faces.append(body.faces + offset)
             parts.append(body.face_part)
             iuv.append(body.corner_iuv)
             owner.append(np.full(len(body.face_part), number))

@@ -19,6 +19,7 @@ edge, so image and labels agree at the sub-pixel level on where the occluder end
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "DEFAULT_OCCLUDERS",
     "OCCLUDER_KINDS",
     "default_occluders",
+    "default_occluder_names",
     "load_occluders",
     "occluder_library",
     "person_bbox",
@@ -172,14 +174,28 @@ def _leaves(rng: np.random.Generator, size: int) -> np.ndarray:
 _MAKERS = {"blob": _blob, "box": _box, "bag": _bag, "pole": _pole, "leaves": _leaves}
 
 
-def default_occluders(per_kind: int = 4, size: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
-    """The embedded procedural set: ``{"default/<kind>_<i>": BGRA uint8}``, deterministic."""
-    out = {}
+def default_occluder_names(per_kind: int = 4) -> list[str]:
+    """Names of the procedural set (without generating it)."""
+    return [f"default/{kind}_{i}" for kind in OCCLUDER_KINDS for i in range(per_kind)]
+
+
+@functools.lru_cache(maxsize=4)
+def _default_set(per_kind: int, size: int, seed: int) -> tuple[tuple[str, np.ndarray], ...]:
+    out = []
     for k, kind in enumerate(OCCLUDER_KINDS):
         for i in range(per_kind):
-            rng = np.random.default_rng([seed, k, i])
-            out[f"default/{kind}_{i}"] = _MAKERS[kind](rng, size)
-    return out
+            image = _MAKERS[kind](np.random.default_rng([seed, k, i]), size)
+            image.setflags(write=False)
+            out.append((f"default/{kind}_{i}", image))
+    return tuple(out)
+
+
+def default_occluders(per_kind: int = 4, size: int = 256, seed: int = 0) -> dict[str, np.ndarray]:
+    """The embedded procedural set: ``{"default/<kind>_<i>": BGRA uint8}``, deterministic.
+
+    Generated once per process (cached); the arrays are read-only.
+    """
+    return dict(_default_set(int(per_kind), int(size), int(seed)))
 
 
 # ------------------------------------------------------------------------------ folder
@@ -257,7 +273,7 @@ def place_occluders(rng: np.random.Generator, person_bbox: Sequence[float], imag
     """
     c = {**DEFAULT_OCCLUDERS, **(cfg or {})}
     if names is None:
-        names = list(default_occluders(int(c["default_set_size"])).keys())
+        names = default_occluder_names(int(c["default_set_size"]))
     names = sorted(names)
     if not names:
         raise ValueError("no occluder names to place")

@@ -28,6 +28,18 @@ class DefaultBody:
         )
         return cls(model=model, face_part=charts.face_part.astype(np.int64), corner_uv=charts.corner_uv)
 
+    @property
+    def faces(self) -> np.ndarray:
+        return self.model.faces
+
+    @property
+    def corner_texture_uv(self) -> np.ndarray:
+        return self.model.corner_texture_uv
+
+    @property
+    def num_vertices(self) -> int:
+        return self.model.num_vertices
+
     @cached_property
     def corner_iuv(self) -> np.ndarray:
         """(F, 3, 3): chart index and (U, V) at every face corner, as the label pass emits them."""

@@ -191,7 +191,17 @@ def _read_raw(path: Path) -> dict:
     if magic.startswith(b"PK"):
         try:
             with np.load(path, allow_pickle=False) as archive:
-                return {key: archive[key] for key in archive.files}
+                raw = {}
+                for key in archive.files:
+                    try:
+                        raw[key] = archive[key]
+                    except ValueError:  # a pickled Python object inside the .npz
+                        if key in REQUIRED_KEYS:
+                            raise UserError(
+                                f"{path}: '{key}' is stored as a pickled Python object, which is not read "
+                                "for safety: convert the original .pkl with python -m "
+                                "densesynth.bodies.smpl_files convert FILE.pkl") from None
+                return raw
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
             raise UserError(f"{path}: cannot read the SMPL .npz ({type(exc).__name__}): {refetch}") from None
     if path.suffix.lower() == ".npz" or not magic:

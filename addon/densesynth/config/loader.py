@@ -22,7 +22,8 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 CHOICES: dict[str, tuple[str, ...]] = {
     "render.device": ("CPU", "GPU"),
     "render.image_format": ("png", "jpg"),
-    "body.kind": ("anny",),
+    "body.kind": ("anny", "smpl"),
+    "body.gender": ("random", "female", "male", "neutral"),
     "backdrop.kind": ("procedural", "folder", "coco"),
     "backdrop.coco_people": ("any", "without", "with"),
     "backdrop.missing": ("error", "fallback"),

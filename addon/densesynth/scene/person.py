@@ -63,10 +63,34 @@ def pose_person(person: dict, bodies: dict) -> PosedPerson:
     `bodies` maps a body kind (the spec's `body.kind`) to its loaded model.
     """
     kind = person["body"]["kind"]
-    if kind != "anny":
+    if kind == "anny":
+        posed = _pose_anny(person, bodies[kind])
+    elif kind == "smpl":
+        posed = _pose_smpl(person, bodies[kind])
+    else:
         raise ValueError(f"unknown body kind {kind!r}")
-    posed = _pose_anny(person, bodies[kind])
     return place(posed, person.get("placement"))
+
+
+def _clip_frame(motion: dict) -> tuple[MotionClip, np.ndarray, np.ndarray]:
+    clip = _clip(motion["clip"])
+    pose72, trans = sample_frame(clip, clip_time(clip, motion["phase"]))
+    if motion["mirror"]:
+        pose72, trans = mirror_pose(pose72, trans)
+    return clip, pose72, trans
+
+
+def _pose_smpl(person: dict, body) -> PosedPerson:
+    """SMPL plays SMPL-format motion natively; then stand it on the ground at the origin."""
+    clip, pose72, trans = _clip_frame(person["motion"])
+    vertices, keypoints = body.pose(person["body"], pose72, np.zeros(3))
+    hips = 0.5 * (keypoints[11] + keypoints[12])
+    model = body.models[person["body"]["gender"]]
+    leg = float(np.ptp(model.rest_joints(np.asarray(person["body"]["betas"]))[:, 1]))
+    ratio = leg / float(np.ptp(clip.rest_joints[:, 1]))
+    lift = _airborne_height(pose72, trans, clip.rest_joints) * ratio
+    offset = np.array([-hips[0], -hips[1], lift - vertices[:, 2].min()])
+    return PosedPerson(vertices=vertices + offset, keypoints=keypoints + offset)
 
 
 def place(posed: PosedPerson, placement: dict | None) -> PosedPerson:
@@ -82,11 +106,7 @@ def place(posed: PosedPerson, placement: dict | None) -> PosedPerson:
 def _pose_anny(person: dict, body: DefaultBody) -> PosedPerson:
     model = body.model
     rest = model.rest(person["body"]["phenotype"])
-    motion = person["motion"]
-    clip = _clip(motion["clip"])
-    pose72, trans = sample_frame(clip, clip_time(clip, motion["phase"]))
-    if motion["mirror"]:
-        pose72, trans = mirror_pose(pose72, trans)
+    clip, pose72, trans = _clip_frame(person["motion"])
     retargeted = retarget_pose(
         pose72, trans, rest.bone_heads, model.bone_parents, model.bone_labels, ANNY_JOINT_MAP,
         source_rest_joints=clip.rest_joints,

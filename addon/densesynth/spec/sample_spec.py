@@ -89,10 +89,9 @@ def _draw_person(config: dict[str, Any], seed: int, number: int) -> dict[str, An
     body_stream, motion_stream = _stream_name("body", number), _stream_name("motion", number)
     body = Draws(stream(seed, body_stream))
     motion = Draws(stream(seed, motion_stream))
-    phenotype = {name: body.uniform(bounds) for name, bounds in config["body"]["phenotype"].items()}
     clip = motion.choice(config["motion"]["clips"])
     return {
-        "body": {"kind": config["body"]["kind"], "phenotype": phenotype, "stream": body_stream},
+        "body": _draw_body(config["body"], body, body_stream),
         "motion": {
             "clip": clip,
             "phase": motion.uniform([0.0, 1.0]),  # position in the clip, as a fraction of its length
@@ -108,6 +107,17 @@ def _gender(person: dict[str, Any]) -> str:
     if "gender" in body:
         return body["gender"]
     return "female" if body.get("phenotype", {}).get("gender", 0.5) >= 0.5 else "male"
+
+
+def _draw_body(cfg: dict[str, Any], d: Draws, stream_name: str) -> dict[str, Any]:
+    if cfg["kind"] == "smpl":
+        from ..bodies.smpl_shapes import sample_smpl_shape
+
+        shape = sample_smpl_shape(d.rng, cfg["gender"], cfg["num_betas"])
+        return {"kind": "smpl", "gender": shape["gender"], "betas": [round(b, 6) for b in shape["betas"]],
+                "stream": stream_name}
+    phenotype = {name: d.uniform(bounds) for name, bounds in cfg["phenotype"].items()}
+    return {"kind": "anny", "phenotype": phenotype, "stream": stream_name}
 
 
 def _draw_appearance(cfg: dict[str, Any], seed: int, number: int, gender: str) -> dict[str, Any]:
