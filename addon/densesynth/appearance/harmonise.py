@@ -81,17 +81,17 @@ def _stats(lab: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def person_and_backdrop_lab_means(image: np.ndarray, person_alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean Lab colour of the person (alpha >= 0.5) and of the pure backdrop (alpha <= 0.01)."""
+    """Mean Lab colour of the person (alpha > 0.5) and of the pure backdrop (alpha <= 0.01)."""
     image, alpha = _check(image, person_alpha)
     lab = _to_lab(image)
-    return _stats(lab, alpha >= 0.5)[0], _stats(lab, alpha <= 0.01)[0]
+    return _stats(lab, alpha > 0.5)[0], _stats(lab, alpha <= 0.01)[0]
 
 
 def reinhard_transfer(image: np.ndarray, person_alpha: np.ndarray, strength: float = 1.0,
                       match_spread: bool = True) -> np.ndarray:
     """Reinhard colour transfer in Lab from the backdrop onto the person.
 
-    Statistics come from the person's pixels (alpha >= 0.5) and the pure backdrop (alpha <=
+    Statistics come from the person's pixels (alpha > 0.5) and the pure backdrop (alpha <=
     0.01). Each person pixel's Lab colour moves by ``strength * alpha`` towards
     ``(lab - mean_person) * clip(std_backdrop / std_person, 0.5, 2) + mean_backdrop``, so the
     person's mean Lab colour moves exactly ``strength`` of the way to the backdrop's (before
@@ -99,7 +99,7 @@ def reinhard_transfer(image: np.ndarray, person_alpha: np.ndarray, strength: flo
     """
     image, alpha = _check(image, person_alpha)
     s = float(np.clip(strength, 0.0, 1.0))
-    person, backdrop = alpha >= 0.5, alpha <= 0.01
+    person, backdrop = alpha > 0.5, alpha <= 0.01
     if s == 0.0 or not person.any() or not backdrop.any():
         return image.copy()
     lab = _to_lab(image)
