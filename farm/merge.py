@@ -16,9 +16,10 @@ same records (same formatting as `DatasetWriter`).
 Split rule (documented, deterministic, independent of the seed and of the sample count):
 samples that show nearly the same person in nearly the same pose must not land on both
 sides, or validation is a near copy of training. Each sample gets a *group key* from its
-spec: for every person, the motion clip, whether it is mirrored, the clip phase in 8 bins,
-and the body phenotype bucketed (gender in 2 bins, height and weight in 3 bins each); the
-keys of all persons are sorted and joined. A group goes to validation when the first 8 bytes
+spec: for every person, the motion clip, whether it is mirrored, the clip phase in 8 bins
+(a converted clip's frame in blocks of 30), and the body bucketed (anny: gender in 2 bins,
+height and weight in 3 bins each; SMPL: gender and the first two betas in 3 bins each);
+the keys of all persons are sorted and joined. A group goes to validation when the first 8 bytes
 of SHA-256 of its key, read as a fraction of 2**64, fall below `val_fraction`. All samples
 of a group are therefore on the same side, whatever the seed, the sample count, or the
 order of rendering. (Neighbours across a bin boundary can still be alike; bins are coarse
@@ -40,26 +41,38 @@ from farm.shards import check_sample, read_run, sample_stem, Identity
 
 DEFAULT_VAL_FRACTION = 0.1
 PHASE_BINS = 8
+FRAME_BLOCK = 30  # converted clips: frames in blocks of 30 (one second at 30 fps)
 
 
 class MergeError(Exception):
     """The folder cannot be merged as asked (one line for the user)."""
 
 
-def _bucket(value: float, bins: int) -> int:
-    return min(bins - 1, max(0, int(float(value) * bins)))
+def _bucket(value: float, bins: int, low: float = 0.0, high: float = 1.0) -> int:
+    return min(bins - 1, max(0, int((float(value) - low) / (high - low) * bins)))
+
+
+def _motion_key(motion: dict[str, Any]) -> str:
+    where = (f"p{_bucket(motion['phase'], PHASE_BINS)}" if "phase" in motion
+             else f"f{int(motion.get('frame', 0)) // FRAME_BLOCK}")
+    return f"{motion.get('clip', '?')}:m{int(bool(motion.get('mirror')))}:{where}"
+
+
+def _body_key(body: dict[str, Any]) -> str:
+    if "phenotype" in body:  # anny: gender 0..1, height and weight 0..1
+        phenotype = body["phenotype"]
+        return (f"anny:g{_bucket(phenotype.get('gender', 0.0), 2)}:h{_bucket(phenotype.get('height', 0.0), 3)}"
+                f":w{_bucket(phenotype.get('weight', 0.0), 3)}")
+    if "betas" in body:  # SMPL: the first two shape coefficients (size, girth), N(0, 1) in -3..3
+        betas = list(body["betas"]) + [0.0, 0.0]
+        return f"smpl:{body.get('gender', '?')}:b{_bucket(betas[0], 3, -1.5, 1.5)}:{_bucket(betas[1], 3, -1.5, 1.5)}"
+    return str(body.get("kind", "?"))
 
 
 def group_key(spec: dict[str, Any]) -> str:
     """The split group of a sample: pose and body of its persons, coarsely bucketed."""
-    keys = []
-    for person in spec["persons"]:
-        motion, phenotype = person["motion"], person["body"]["phenotype"]
-        keys.append(
-            f"{motion['clip']}:m{int(bool(motion['mirror']))}:p{_bucket(motion['phase'], PHASE_BINS)}"
-            f":g{_bucket(phenotype.get('gender', 0.0), 2)}:h{_bucket(phenotype.get('height', 0.0), 3)}"
-            f":w{_bucket(phenotype.get('weight', 0.0), 3)}"
-        )
+    keys = [f"{_motion_key(person.get('motion', {}))}:{_body_key(person.get('body', {}))}"
+            for person in spec["persons"]]
     return "|".join(sorted(keys))
 
 

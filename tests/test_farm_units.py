@@ -169,3 +169,30 @@ def test_farm_option_mistakes_are_one_line(tmp_path, args, needle):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
+    from farm.shards import remove_stale_temporaries
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "images").mkdir()
+    stale = tmp_path / "images" / f".00000003.beauty.tmp{dead.pid}.png"
+    live = tmp_path / "images" / f".00000004.tmp{os.getpid()}.png"
+    kept = tmp_path / "images" / "00000003.png"
+    for path in (stale, live, kept):
+        path.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path) == 1
+    assert not stale.exists() and live.exists() and kept.exists()
+
+
+def test_split_groups_smpl_bodies_and_converted_clips():
+    person = {"body": {"kind": "smpl", "gender": "female", "betas": [0.2, -0.1, 1.0]},
+              "motion": {"clip": "cmu_01", "source": "folder", "frame": 40, "mirror": True}}
+    near = {"body": {"kind": "smpl", "gender": "female", "betas": [0.3, 0.0]},
+            "motion": {"clip": "cmu_01", "source": "folder", "frame": 55, "mirror": True}}
+    far = {"body": {"kind": "smpl", "gender": "male", "betas": [0.3, 0.0]},
+           "motion": {"clip": "cmu_01", "source": "folder", "frame": 55, "mirror": True}}
+    key = group_key({"persons": [person]})
+    assert key == group_key({"persons": [near]}) != group_key({"persons": [far]})
+    assert group_key({"persons": [person, far]}) == group_key({"persons": [far, person]})

@@ -146,6 +146,14 @@ def test_mixamo_round_trip_cm_zup_120hz_apose(tmp_path, name):
     err = np.linalg.norm(clip_joints(out) - expected_at(clip, skeleton), axis=-1).mean()
     print(f"BVH round trip (Mixamo, cm, Z up, 120 Hz, A-pose) {name}: mean per-joint error {err * 1000:.4f} mm")
     assert err < 0.02
+    # Rotations are relative to a T-pose (not to the file's A-pose): every joint's world
+    # rotation matches the generating one up to the small rest-direction differences.
+    w_out = forward_kinematics(out.poses, out.rest_joints)[0]
+    w_true = forward_kinematics(clip.poses, skeleton)[0]
+    angle = Rotation.from_matrix((w_out @ np.swapaxes(w_true, -1, -2)).reshape(-1, 3, 3)).magnitude()
+    assert np.degrees(angle.max()) < 6.0
+    arms = [J[f"{side}_{n}"] for side in ("left", "right") for n in ("shoulder", "elbow", "wrist", "hand")]
+    assert np.ptp(out.rest_joints[arms, 1]) < 0.01  # arms level in the rest skeleton
     # The clip's rest skeleton is the source's, T-posed: its bone lengths match.
     bones = np.linalg.norm(out.rest_joints[1:] - out.rest_joints[PARENTS[1:]], axis=1)
     true = np.linalg.norm(skeleton[1:] - skeleton[PARENTS[1:]], axis=1)

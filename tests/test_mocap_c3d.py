@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 ezc3d = pytest.importorskip("ezc3d")
 
@@ -96,24 +97,32 @@ def clip_joints(clip: MotionClip) -> np.ndarray:
     return forward_kinematics(clip.poses, clip.rest_joints)[1] + clip.trans[:, None, :]
 
 
-@pytest.mark.parametrize("name, unit", [("walk", "mm"), ("jumping_jacks", "m")])
-def test_c3d_round_trip(tmp_path, name, unit):
+@pytest.mark.parametrize("name, unit, up", [("walk", "mm", "z"), ("jumping_jacks", "m", "y")])
+def test_c3d_round_trip(tmp_path, name, unit, up):
     clip = short(name, 1.0)
     skeleton = np.array(GENERIC_REST_JOINTS)
     _, expected = markers_from(clip, skeleton)
     markers, _ = markers_from(resample(clip, 100.0), skeleton)
     path = tmp_path / f"{name}.c3d"
     invalid = {"LKNE": slice(20, 24), "RWRA": slice(50, 53), "C7": slice(0, 2)}
-    write_c3d(path, markers, 100.0, unit=unit, invalid=invalid, prefix="Subject01:")
+    basis = SMPL_TO_ZUP if up == "z" else np.eye(3)
+    write_c3d(path, markers, 100.0, unit=unit, basis=basis, invalid=invalid, prefix="Subject01:")
     report = FitReport()
     out = c3d_to_clip(path, fps=30, report=report)
     assert out.mocap_framerate == 30 and out.num_frames == clip.num_frames
     per_joint = np.linalg.norm(clip_joints(out) - expected, axis=-1)
     err = per_joint.mean()
-    print(f"C3D round trip {name} ({unit}, Z up, 100 Hz, gaps): mean per-joint error {err * 100:.2f} cm, "
+    print(f"C3D round trip {name} ({unit}, {up.upper()} up, 100 Hz, gaps): mean per-joint error {err * 100:.2f} cm, "
           f"worst joint {per_joint.mean(axis=0).max() * 100:.2f} cm, IK residual {report.mean_residual * 1000:.1f} mm")
     assert err < 0.02
     assert not report.failed_frames
+    # Head and forearm twists come from the head markers and the wrist bar.
+    w_out = forward_kinematics(out.poses, out.rest_joints)[0]
+    w_true = forward_kinematics(clip.poses, skeleton)[0]
+    for joint in ("head", "left_elbow", "right_elbow", "pelvis"):
+        rel = w_out[:, J[joint]] @ np.swapaxes(w_true[:, J[joint]], -1, -2)
+        worst = np.degrees(Rotation.from_matrix(rel).magnitude().max())
+        assert worst < 5.0, (joint, worst)
     bones = np.linalg.norm(out.rest_joints[[J["left_knee"], J["left_ankle"]]]
                            - out.rest_joints[[J["left_hip"], J["left_knee"]]], axis=1)
     true = np.linalg.norm(skeleton[[J["left_knee"], J["left_ankle"]]] - skeleton[[J["left_hip"], J["left_knee"]]], axis=1)
@@ -166,3 +175,15 @@ def test_bad_c3d_files(tmp_path, case, words):
         c3d_to_clip(path)
     message = str(info.value)
     assert str(path) in message and words in message and "\n" not in message, message
+
+
+def test_long_gap_frames_are_reported_not_invented(tmp_path):
+    clip = short("walk", 1.0)
+    markers, _ = markers_from(resample(clip, 100.0), np.array(GENERIC_REST_JOINTS))
+    path = tmp_path / "gap.c3d"
+    write_c3d(path, markers, 100.0, invalid={"LASI": slice(40, 70)})  # 0.3 s: longer than max_gap
+    report = FitReport()
+    out = c3d_to_clip(path, fps=30, report=report)
+    lost = [f for f in range(out.num_frames) if 0.40 <= f / 30 < 0.70]
+    assert report.failed_frames == lost
+    assert np.allclose(out.poses[lost], out.poses[lost[0] - 1])  # held, not extrapolated

@@ -106,3 +106,5 @@ def test_motion_quality_flags_bad_frames():
     assert bad["too_fast"] == 1  # frame 10 only: sinking 0.3 m in a frame is 9 m/s
     assert bad["below_floor"] == 1
     assert not bad["ok"][10] and not bad["ok"][20] and bad["ok"][15]
+    listed = motion_quality(clip, known_bad=[3, 4])
+    assert listed["bad"] == 2 and listed["known_bad"] == 2 and not listed["ok"][3]

@@ -175,13 +175,14 @@ class Progress:
     def __init__(self, total: int, quiet: bool):
         self.total, self.quiet = total, quiet
         self.started = self.last = time.perf_counter()
+        self.shown: tuple[int, int] | None = None
 
     def __call__(self, result, final: bool = False) -> None:
         now = time.perf_counter()
-        if self.quiet or (not final and now - self.last < 1.0):
-            return
-        self.last = now
         finished = result.done + len(result.failed)
+        if self.quiet or (not final and now - self.last < 1.0) or (final and self.shown == (finished, len(result.failed))):
+            return
+        self.last, self.shown = now, (finished, len(result.failed))
         rate = result.done / max(now - self.started, 1e-9)
         eta = (self.total - finished) / rate if rate > 0 else float("nan")
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "--:--:--"
@@ -202,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
 
     from farm.merge import MergeError, merge
     from farm.pool import FarmError, Job, PoolOptions, run_in_process, run_pool
-    from farm.shards import Identity, check_sample, num_shards, parse_shard_selection, shard_range
+    from farm.shards import (Identity, check_sample, num_shards, parse_shard_selection, remove_stale_temporaries,
+                             shard_range)
 
     shard_count = num_shards(args.num_samples, args.shard_size)
     if args.shards:
@@ -214,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         selected = list(range(shard_count))
     claim_run(args.out, config_id, args.seed, {"num_samples": args.num_samples, "shard_size": args.shard_size})
 
+    remove_stale_temporaries(args.out)  # half-written files of killed workers
     identity = Identity(config_id, args.seed)
     todo, corrupt = [], 0
     for shard in selected:
@@ -254,9 +257,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{exc}; finished samples are kept, run the same command again to resume") from None
     if todo:
         progress(result, final=True)
+        remove_stale_temporaries(args.out)  # also those of workers that were still dying at the start
     if result.failed:
         first = min(result.failed)
-        print(f"render.py: {len(result.failed)} samples failed after {args.retries + 1} attempts each "
+        print(f"render.py: {len(result.failed)} sample{'s' * (len(result.failed) != 1)} failed after "
+              f"{args.retries + 1} attempt{'s' * (args.retries > 0)} each "
               f"(first: {first:08d}: {result.failed[first]}; see {args.out / 'failed'}); "
               "run the same command again to retry them; not merged", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,28 +25,59 @@ from .annotate.coco_densepose import DatasetWriter, person_annotation
 from .annotate.parts import KEYPOINT_PARTS, SURFACE_KEYPOINTS
 from .annotate.visibility import keypoint_visibility
 from .appearance.backdrops import horizon_row, procedural_backdrop
+from .appearance.camera_effects import apply_camera_effects
 from .appearance.clothing import clothing_texture, uv_part_map
+from .appearance.harmonise import get_harmoniser, harmonise
+from .appearance.lens import distort_image, distort_labels, distort_mask, distort_points, distortion_maps, is_identity
+from .appearance.occluders import apply_occlusion, composite_occluders, occluder_library
 from .appearance.photo_backdrops import photo_backdrop
 from .appearance.texture_folders import folder_texture
 from .bodies.default_body import DefaultBody
-from .decode.iuv_exr import read_exr_channel, read_iuv_exr
+from .decode.iuv_exr import read_exr_channel, read_iuv_exr, write_iuv_exr
 from .decode.label_maps import write_coarse_png, write_fine_png, write_iuv_png, write_png
 from .io_utils import atomic_write_bytes, atomic_write_text, temporary_sibling
 from .scene.camera import PinholeCamera, camera_from_spec, fit_camera
 from .scene.person import PosedPerson, pose_person
-from .spec.sample_spec import draw_spec, dumps_spec
+from .spec.sample_spec import draw_image_effects, draw_spec, dumps_spec
 
 OUTPUT_FOLDERS = ("images", "iuv", "labels24", "labels14", "iuv_png", "specs", "records")
 # `persons/<stem>.png` (which person each pixel shows, 1-based) is written only for images with several people.
 
 
+@dataclass
+class ImageEffects:
+    """What the post-render steps did to one sample (what the labels and geometry must reflect)."""
+
+    occlusion: np.ndarray | None = None  # pinhole image space, True = covered by an occluder
+    occlusion_out: np.ndarray | None = None  # the same in the final (distorted) image
+    dist_coeffs: np.ndarray | None = None
+
+    @property
+    def changed_labels(self) -> bool:
+        return self.occlusion is not None or self.dist_coeffs is not None
+
+
+def _distort_keypoints(xy: np.ndarray, visibility: np.ndarray, camera: PinholeCamera,
+                       dist_coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints through the lens; those the distortion pushes out of the frame become v = 0."""
+    xy = np.array(xy, dtype=np.float64)
+    visibility = np.array(visibility)
+    present = visibility > 0
+    if present.any():
+        xy[present] = distort_points(xy[present], camera.K, dist_coeffs)
+    inside = ((xy[:, 0] >= -0.5) & (xy[:, 0] < camera.width - 0.5) & (xy[:, 1] >= -0.5)
+              & (xy[:, 1] < camera.height - 0.5))
+    visibility = np.where(present & ~inside, 0, visibility)
+    return xy, visibility
+
+
 def load_bodies(cfg: dict[str, Any]) -> dict[str, Any]:
     """The body kinds a config draws from, loaded once per process."""
     if cfg["kind"] == "smpl":
-        from .bodies.smpl_body import SmplBody
+        from .bodies.smpl_body import SmplPeople
 
         genders = ("female", "male") if cfg["gender"] == "random" else (cfg["gender"],)
-        return {"smpl": SmplBody.load(cfg["smpl_dir"], genders)}
+        return {"smpl": SmplPeople.load(cfg["smpl_dir"], genders)}
     return {"anny": DefaultBody.load()}
 
 
@@ -97,7 +129,15 @@ class SampleRenderer:
                           for kind, body in self.bodies.items()}
         self.meshes = {kind: PersonMesh(body.faces, body.corner_iuv, body.corner_texture_uv, body.num_vertices)
                        for kind, body in self.bodies.items()}
+        self.occluders = occluder_library(config["occluders"]) if config["occluders"]["probability"] > 0 else {}
+        if config["harmonise"]["probability"] > 0:
+            get_harmoniser(config["harmonise"]["method"])  # an unknown harmoniser fails now, not mid-run
         self.scene = BlenderScene(texture_size, config["render"]["device"], config["render"]["threads"])
+        if config["motion"]["clip_folders"]:
+            from .motion.catalogue import catalogue
+
+            print(catalogue(tuple(config["motion"]["clips"]), tuple(config["motion"]["clip_folders"])).summary(),
+                  file=sys.stderr)
         self.times.add("process_setup", time.perf_counter() - start)
         for folder in OUTPUT_FOLDERS + (("geometry",) if self.debug_geometry else ()):
             (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
@@ -108,7 +148,17 @@ class SampleRenderer:
             main = self._pose_all(spec["persons"])[0]  # the camera frames the first person
             return fit_camera(main.vertices, spec["camera"], spec["render"]["width"], spec["render"]["height"])
 
-        return draw_spec(self.config, self.config_id, self.run_seed, index, fit)
+        spec = draw_spec(self.config, self.config_id, self.run_seed, index, fit)
+        camera = camera_from_spec(spec)
+        uv, depth = camera.project(self._pose_all(spec["persons"])[0].vertices)
+        uv = uv[depth > 0]
+        box = None
+        if len(uv):
+            x0, y0 = np.clip(uv.min(axis=0), 0, [camera.width - 1, camera.height - 1])
+            x1, y1 = np.clip(uv.max(axis=0), 0, [camera.width - 1, camera.height - 1])
+            box = [float(x0), float(y0), float(x1), float(y1)] if x1 > x0 and y1 > y0 else None
+        draw_image_effects(self.config, spec, box, camera.K)
+        return spec
 
     def _pose_all(self, persons: list[dict[str, Any]]) -> list[PosedPerson]:
         """Pose every person, reusing the poses computed for the camera fit of the same spec."""
@@ -142,18 +192,25 @@ class SampleRenderer:
             self.scene.render_labels(exr_path)
             person_index = self._render_person_index(stem) if len(people) > 1 else None
         with _Timer(self.times, "decode_annotate"):
-            image_name = self._write_image(spec, backdrop, beauty_path)
+            image, alpha = self._composite(backdrop, beauty_path)
             maps = read_iuv_exr(exr_path)
             if person_index is not None:
                 maps = dataclasses.replace(maps, person_index=np.where(maps.I > 0, person_index, 0))
+            image, maps, effects = self._image_effects(spec, camera, image, alpha, maps)
+            image_name = self._write_image(spec, image)
+            if effects.changed_labels:
+                # iuv/ always describes images/: Blender's own render moves to iuv_raw/.
+                (out / "iuv_raw").mkdir(exist_ok=True)
+                os.replace(exr_path, out / "iuv_raw" / f"{stem}.exr")
+                write_iuv_exr(exr_path, maps)
             write_fine_png(out / "labels24" / f"{stem}.png", maps)
             write_coarse_png(out / "labels14" / f"{stem}.png", maps)
             write_iuv_png(out / "iuv_png" / f"{stem}.png", maps)
             if person_index is not None:
                 write_png(out / "persons" / f"{stem}.png", maps.person_index.astype(np.uint8))
-            record = self._annotate(spec, camera, kinds, people, maps, image_name)
+            record = self._annotate(spec, camera, kinds, people, maps, image_name, effects)
         if self.debug_geometry:
-            self._write_geometry(stem, kinds, people, camera)
+            self._write_geometry(stem, kinds, people, camera, effects)
         atomic_write_text(out / "specs" / f"{stem}.json", dumps_spec(spec))
         # The record is written last: its presence marks the sample as finished.
         atomic_write_text(out / "records" / f"{stem}.json", json.dumps(record, sort_keys=True) + "\n")
@@ -183,9 +240,8 @@ class SampleRenderer:
         horizon = horizon_row(camera.focal_px, camera.height, spec["camera"]["fitted"]["elevation_deg"])
         return procedural_backdrop(params, camera.width, camera.height, horizon)
 
-    def _write_image(self, spec: dict[str, Any], backdrop: np.ndarray, beauty_path: Path) -> str:
-        """Composite the beauty render over the backdrop; returns the file name under images/."""
-        stem, r = spec["stem"], spec["render"]
+    def _composite(self, backdrop: np.ndarray, beauty_path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """The beauty render over the backdrop: (BGR uint8 image, the render's alpha in [0, 1])."""
         rgba = cv2.imread(str(beauty_path), cv2.IMREAD_UNCHANGED)
         os.remove(beauty_path)
         if rgba is None:
@@ -193,7 +249,36 @@ class SampleRenderer:
         rgba = rgba.astype(np.float32) / 255.0
         alpha = rgba[..., 3:4]
         composite = rgba[..., :3] * alpha + backdrop[..., ::-1] * (1.0 - alpha)
-        image = np.clip(np.round(composite * 255.0), 0, 255).astype(np.uint8)
+        return np.clip(np.round(composite * 255.0), 0, 255).astype(np.uint8), alpha[..., 0]
+
+    def _image_effects(self, spec: dict[str, Any], camera: PinholeCamera, image: np.ndarray, alpha: np.ndarray,
+                       maps) -> tuple[np.ndarray, Any, "ImageEffects"]:
+        """Harmonise, occlude, distort, then the camera's own effects; labels follow every
+        step that moves or hides pixels. The order is the physical one: occluders are in the
+        scene (seen through the lens), noise and JPEG happen in the camera after the lens."""
+        effects = ImageEffects()
+        if spec.get("harmonise"):
+            image = harmonise(image, alpha, spec["harmonise"]["strength"], spec["harmonise"]["method"])
+        if spec.get("occluders"):
+            image, effects.occlusion = composite_occluders(image, spec["occluders"], self.occluders)
+            maps = apply_occlusion(maps, effects.occlusion)
+        coeffs = spec.get("lens", {}).get("dist_coeffs")
+        if coeffs is not None and not is_identity(coeffs):
+            effects.dist_coeffs = np.asarray(coeffs, dtype=np.float64)
+            warp = distortion_maps(camera.K, effects.dist_coeffs, camera.width, camera.height)
+            image = distort_image(image, warp)
+            maps = distort_labels(maps, warp)
+            if effects.occlusion is not None:
+                effects.occlusion_out = distort_mask(effects.occlusion, warp).astype(bool)
+        elif effects.occlusion is not None:
+            effects.occlusion_out = effects.occlusion
+        if spec.get("camera_effects"):
+            image = apply_camera_effects(image, spec["camera_effects"])
+        return image, maps, effects
+
+    def _write_image(self, spec: dict[str, Any], image: np.ndarray) -> str:
+        """Encode the final image into images/; returns its file name there."""
+        stem, r = spec["stem"], spec["render"]
         extension = "jpg" if r["image_format"] == "jpg" else "png"
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if extension == "jpg" else []
         ok, encoded = cv2.imencode(f".{extension}", image, params)
@@ -219,7 +304,7 @@ class SampleRenderer:
                 np.concatenate(owner))
 
     def _annotate(self, spec: dict[str, Any], camera: PinholeCamera, kinds: list[str], people: list[PosedPerson],
-                  maps, image_name: str) -> dict[str, Any]:
+                  maps, image_name: str, effects: "ImageEffects") -> dict[str, Any]:
         vertices, faces, face_part, _, person_of_face = self._scene_mesh(kinds, people)
         annotations = []
         for number, posed in enumerate(people):
@@ -227,8 +312,10 @@ class SampleRenderer:
             own_parts = np.where(person_of_face == number, face_part, 0)
             xy, visibility = keypoint_visibility(
                 posed.keypoints, vertices, faces, own_parts, camera.K, camera.world_to_camera,
-                (camera.width, camera.height), KEYPOINT_PARTS, SURFACE_KEYPOINTS,
+                (camera.width, camera.height), KEYPOINT_PARTS, SURFACE_KEYPOINTS, occlusion_mask=effects.occlusion,
             )
+            if effects.dist_coeffs is not None:
+                xy, visibility = _distort_keypoints(xy, visibility, camera, effects.dist_coeffs)
             mask = maps.I > 0 if maps.person_index is None else maps.person_index == number + 1
             annotation = person_annotation(
                 maps, mask, xy, visibility, spec["annotation"]["points_per_person"],
@@ -241,8 +328,14 @@ class SampleRenderer:
             "annotations": annotations,
         }
 
-    def _write_geometry(self, stem: str, kinds: list[str], people: list[PosedPerson], camera: PinholeCamera) -> None:
+    def _write_geometry(self, stem: str, kinds: list[str], people: list[PosedPerson], camera: PinholeCamera,
+                        effects: "ImageEffects") -> None:
         vertices, faces, _, corner_iuv, person_of_face = self._scene_mesh(kinds, people)
+        extra = {}
+        if effects.dist_coeffs is not None:
+            extra["dist_coeffs"] = effects.dist_coeffs
+        if effects.occlusion_out is not None:
+            extra["occlusion_mask"] = effects.occlusion_out
         path = self.out_dir / "geometry" / f"{stem}.npz"
         tmp = temporary_sibling(path)
         with open(tmp, "wb") as handle:
@@ -256,6 +349,7 @@ class SampleRenderer:
                 image_size=np.array([camera.width, camera.height]),
                 keypoints=np.stack([p.keypoints for p in people]),
                 person_of_face=person_of_face.astype(np.int64),
+                **extra,
             )
         os.replace(tmp, path)
 

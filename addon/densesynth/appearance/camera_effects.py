@@ -204,5 +204,7 @@ def draw_camera_effects(rng: np.random.Generator, cfg: dict[str, Any] | None = N
         else:
             blur = {"kind": "gaussian", "sigma_px": round(sigma, 4)}
     noise = {"gain": gain, "read_noise": round(read, 6)} if u[2] < c["noise_probability"] else None
-    jpeg = {"quality": quality, "subsampling": "444" if quality >= 90 else "420"} if u[3] < c["jpeg_probability"] else None
+    jpeg = None
+    if u[3] < c["jpeg_probability"]:
+        jpeg = {"quality": quality, "subsampling": "444" if quality >= 90 else "420"}
     return {"blur": blur, "noise": noise, "jpeg": jpeg, "seed": seed}

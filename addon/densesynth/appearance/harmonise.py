@@ -22,7 +22,6 @@ so a config can name a harmoniser without any registration code.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import cv2

@@ -32,6 +32,7 @@ pinhole render itself off-centre. Away from part boundaries I is exact.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import cv2
@@ -235,8 +236,8 @@ def distort_labels(labels: IUVMaps, maps: tuple[np.ndarray, np.ndarray]) -> IUVM
         out = a.reshape(-1)[idx].reshape(flat.shape)
         return np.where(inside, out, np.zeros((), dtype=a.dtype))
 
-    return IUVMaps(I=take(labels.I), U=take(labels.U), V=take(labels.V), alpha=take(labels.alpha),
-                   person_index=take(labels.person_index))
+    return dataclasses.replace(labels, I=take(labels.I), U=take(labels.U), V=take(labels.V),
+                               alpha=take(labels.alpha), person_index=take(labels.person_index))
 
 
 def draw_distortion(rng: np.random.Generator, strength: float = 1.0, K: Any = None,

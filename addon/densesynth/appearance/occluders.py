@@ -105,7 +105,8 @@ def _box(rng: np.random.Generator, size: int) -> np.ndarray:
     y = int(h * rng.uniform(0.15, 0.3))
     colour[y:y + max(2, h // 40)] *= 0.7
     x = int(w * rng.uniform(0.4, 0.6))
-    colour[:, x - max(2, w // 30):x + max(2, w // 30)] = np.clip(colour[:, x - max(2, w // 30):x + max(2, w // 30)] * 1.25, 0, 1)
+    half = max(2, w // 30)
+    colour[:, x - half:x + half] = np.clip(colour[:, x - half:x + half] * 1.25, 0, 1)
     alpha = np.ones((h, w), np.float32)
     pad = 2
     alpha[:pad], alpha[-pad:], alpha[:, :pad], alpha[:, -pad:] = 0, 0, 0, 0

@@ -33,11 +33,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Sections whose keys are the user's own names (a user mapping replaces the default one).
 FREE_MAPPINGS = {"camera.rigs": 4}  # each value: a list of this many numbers
 
+# Lists of strings that may be empty.
+STRING_LISTS = {"motion.clips", "motion.clip_folders"}
+
 # Keys whose value is a range [low, high] rather than a fixed pair.
 NOT_RANGES = {"render.resolution"}
 PROBABILITIES = {"motion.mirror_probability", "appearance.long_sleeve_probability",
                  "appearance.long_trousers_probability", "camera.rig_probability", "camera.min_visible_fraction",
-                 "lights.sky_probability"}
+                 "lights.sky_probability", "harmonise.probability", "occluders.probability", "lens.probability",
+                 "camera_effects.blur_probability", "camera_effects.motion_blur_fraction",
+                 "camera_effects.noise_probability", "camera_effects.jpeg_probability"}
 
 
 class ConfigError(UserError):
@@ -151,9 +156,9 @@ def _coerce(dotted: str, default: Any, value: Any, source: str) -> Any:
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
             ):
                 raise fail(f"a list of {len(default)} numbers")
-        elif default and all(isinstance(d, str) for d in default):
-            if not value or not all(isinstance(v, str) for v in value):
-                raise fail("a non-empty list of names")
+        elif default and all(isinstance(d, str) for d in default) or dotted in STRING_LISTS:
+            if not all(isinstance(v, str) for v in value):
+                raise fail("a list of names")
         return value
     return value
 
@@ -182,6 +187,8 @@ def _validate(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"config {source}: 'render.threads' must be 0 (all cores) or more")
     from ..motion.builtin_clips import BUILTIN_CLIPS  # local: motion is optional at import
 
+    if not config["motion"]["clips"] and not config["motion"]["clip_folders"]:
+        raise ConfigError(f"config {source}: 'motion.clips' and 'motion.clip_folders' are both empty: no motion to draw")
     unknown = [c for c in config["motion"]["clips"] if c not in BUILTIN_CLIPS]
     if unknown:
         raise ConfigError(

@@ -160,3 +160,23 @@ def read_exr_channel(path: str | os.PathLike, letter: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise IUVDecodeError(f"EXR not found: {path!r}")
     return _find_channel(_read_channels(path), letter, path).astype(np.float32)
+
+
+def write_iuv_exr(path: str | os.PathLike, maps: IUVMaps) -> None:
+    """Write label maps in the label pass's own layout (float32 RGBA = I, U, V, coverage; ZIP),
+    atomically. Used when a post-render step (lens distortion, occluders) changed the labels,
+    so the EXR in `iuv/` always describes the image in `images/`."""
+    import OpenEXR
+
+    from ..io_utils import temporary_sibling
+
+    rgba = np.zeros(maps.I.shape + (4,), dtype=np.float32)
+    rgba[..., 0] = maps.I
+    rgba[..., 1] = np.where(maps.I > 0, maps.U, 0.0)
+    rgba[..., 2] = np.where(maps.I > 0, maps.V, 0.0)
+    rgba[..., 3] = (maps.I > 0).astype(np.float32)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    path = os.fspath(path)
+    tmp = temporary_sibling(path)
+    OpenEXR.File(header, {"RGBA": rgba}).write(str(tmp))
+    os.replace(tmp, path)

@@ -70,7 +70,7 @@ MIXAMO_MAP: dict[str, str] = {
     **_sides("elbow", "LeftForeArm", "RightForeArm"), **_sides("wrist", "LeftHand", "RightHand"),
     **_sides("hand", "LeftHandMiddle1", "RightHandMiddle1"),
 }
-_MIXAMO_PREFIX = re.compile(r"^mixamorig\d*:")
+_MIXAMO_PREFIX = re.compile(r"^mixamorig\d*[:_]")
 
 # SMPL joints that must be mapped; the others (spine1..3 but one, neck, collars, hands,
 # feet) are optional and follow their parent when missing.
@@ -377,9 +377,9 @@ class RestAlignment:
     proxy: np.ndarray  # (24,) source joint whose world delta drives each SMPL joint
 
 
-def align_rest(source_rest: np.ndarray, mapped: dict[int, int], smpl_to_src: dict[int, int]) -> RestAlignment:
+def align_rest(source_rest: np.ndarray, smpl_to_src: Mapping[int, int]) -> RestAlignment:
     """source_rest: (24, 3) SMPL-frame metres positions for the mapped SMPL joints (others are
-    ignored). mapped/smpl_to_src: SMPL joint -> source joint."""
+    ignored). smpl_to_src: SMPL joint -> source joint index."""
     generic = GENERIC_REST_JOINTS
     kids = children(PARENTS)
     mapped_set = set(smpl_to_src)
@@ -499,7 +499,7 @@ def bvh_to_clip(path: Path | str, fps: float | None = None, joint_map: Mapping[s
     for j, s in smpl_to_src.items():
         source_rest[j] = unit_scale * (basis @ rest_file[s])
     try:
-        align = align_rest(source_rest, dict(smpl_to_src), smpl_to_src)
+        align = align_rest(source_rest, smpl_to_src)
     except (ValueError, ZeroDivisionError) as exc:
         raise MotionFileError(f"BVH file {path}: cannot align its rest pose: {exc}") from None
     world_rot, world_pos = data.world()

@@ -26,7 +26,9 @@ Marker set: Vicon Plug-in Gait, full body, with its optional medial markers (lab
 - elbow: mid(LELB, LMEP) with the medial epicondyle marker, else LELB;
 - wrist: mid(LWRA, LWRB); hand (knuckles): LFIN.
 Right side: the same with R. SMPL's spine1, spine3 and collars have no markers: the fit
-spreads the trunk's bend over them.
+spreads the trunk's bend over them. Twists that joint centres leave open are matched as
+directions (`DIRECTIONS`): the head frame from the four head markers and the forearm twist
+from the wrist bar (WRA - WRB points forward, +Z, in the T-pose with the palms down).
 
 Fit: the SMPL skeleton (the generic one's directions, bone lengths from the median joint
 centre distances) is posed per frame by `scipy.optimize.least_squares` on the 72 pose
@@ -145,6 +147,27 @@ def _mid(*vs: np.ndarray) -> np.ndarray:
     return np.mean(vs, axis=0)
 
 
+# Segment directions the joint centres leave open (twist of the head and forearms):
+# (SMPL joint whose world rotation carries it, axis in that joint's T-pose frame, markers).
+DIRECTIONS = (
+    ("head", (0.0, 0.0, 1.0), ("LFHD", "RFHD"), ("LBHD", "RBHD")),  # front minus back
+    ("head", (1.0, 0.0, 0.0), ("LFHD", "LBHD"), ("RFHD", "RBHD")),  # left minus right
+    ("left_elbow", (0.0, 0.0, 1.0), ("LWRA",), ("LWRB",)),  # wrist bar, thumb side forward
+    ("right_elbow", (0.0, 0.0, 1.0), ("RWRA",), ("RWRB",)),
+)
+
+
+def segment_directions(markers: dict[str, np.ndarray]) -> np.ndarray:
+    """(F, len(DIRECTIONS), 3) unit directions (NaN where markers are missing)."""
+    frames = len(next(iter(markers.values())))
+    out = np.full((frames, len(DIRECTIONS), 3), np.nan)
+    for k, (_, _, plus, minus) in enumerate(DIRECTIONS):
+        if all(n in markers for n in plus + minus):
+            v = np.mean([markers[n] for n in plus], axis=0) - np.mean([markers[n] for n in minus], axis=0)
+            out[:, k] = _unit(v)
+    return out
+
+
 def joint_centres(markers: dict[str, np.ndarray]) -> np.ndarray:
     """(F, 24, 3) SMPL joint centres from Plug-in Gait markers (NaN where unknown)."""
     frames = len(next(iter(markers.values())))
@@ -247,6 +270,7 @@ def fit_skeleton(centres: np.ndarray) -> np.ndarray:
 
 _UNOBSERVED_PULL = 0.05  # metres of residual per radian, towards rest, joints without markers
 _SMOOTH_PULL = 0.01  # metres per radian, towards the previous frame
+_DIRECTION_WEIGHT = 0.1  # metres per unit of direction error
 
 
 def _initial_root(target: np.ndarray, rest: np.ndarray) -> np.ndarray:
@@ -263,9 +287,15 @@ def _initial_root(target: np.ndarray, rest: np.ndarray) -> np.ndarray:
     return rot.as_rotvec()
 
 
-def fit_poses(centres: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray, FitReport]:
-    """Per-frame IK: (poses (F, 72), trans (F, 3), report)."""
+def fit_poses(centres: np.ndarray, rest: np.ndarray, directions: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, FitReport]:
+    """Per-frame IK: (poses (F, 72), trans (F, 3), report). directions: (F, len(DIRECTIONS), 3)
+    observed segment directions (NaN where unknown), matched with weight _DIRECTION_WEIGHT."""
     frames = len(centres)
+    if directions is None:
+        directions = np.full((frames, len(DIRECTIONS), 3), np.nan)
+    dir_joint = np.array([J[d[0]] for d in DIRECTIONS])
+    dir_axis = np.array([d[1] for d in DIRECTIONS])
     poses = np.zeros((frames, 3 * NUM_JOINTS))
     trans = np.zeros((frames, 3))
     report = FitReport(frames=frames)
@@ -290,22 +320,31 @@ def fit_poses(centres: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.nda
             x0 = prev.copy()
         anchor = x0[:72].copy()
         idx = np.flatnonzero(ok)
+        dok = np.flatnonzero(np.isfinite(directions[f]).all(axis=1))
+        d_joint, d_axis, d_obs = dir_joint[dok], dir_axis[dok], directions[f, dok]
+
+        def directions_of(world: np.ndarray) -> np.ndarray:  # world (..., 24, 3, 3)
+            return np.einsum("...kab,kb->...ka", world[..., d_joint, :, :], d_axis)
 
         def residual(x: np.ndarray) -> np.ndarray:
-            _, joints = forward_kinematics(x[:72], rest)
+            world, joints = forward_kinematics(x[:72], rest)
             pos = (joints[idx] + x[72:] - target[idx]).ravel()
-            return np.concatenate([pos, pull * x[:72], _SMOOTH_PULL * (x[:72] - anchor)])
+            dirs = (_DIRECTION_WEIGHT * (directions_of(world) - d_obs)).ravel()
+            return np.concatenate([pos, dirs, pull * x[:72], _SMOOTH_PULL * (x[:72] - anchor)])
 
         def jacobian(x: np.ndarray) -> np.ndarray:
             h = 1e-6
             batch = np.tile(x[:72], (73, 1))
             batch[1:] += np.eye(72) * h
-            _, joints = forward_kinematics(batch, rest)
+            world, joints = forward_kinematics(batch, rest)
             d = (joints[1:, idx] - joints[0, idx]) / h  # (72, k, 3)
             jac_pos = np.concatenate([d.reshape(72, -1).T, np.tile(np.eye(3), (len(idx), 1))], axis=1)
+            dirs = directions_of(world)
+            dd = _DIRECTION_WEIGHT * (dirs[1:] - dirs[0]) / h
+            jac_dir = np.concatenate([dd.reshape(72, -1).T, np.zeros((dd.shape[1] * 3, 3))], axis=1)
             reg_rest = np.concatenate([np.diag(pull), np.zeros((72, 3))], axis=1)
             reg_prev = np.concatenate([np.eye(72) * _SMOOTH_PULL, np.zeros((72, 3))], axis=1)
-            return np.concatenate([jac_pos, reg_rest, reg_prev], axis=0)
+            return np.concatenate([jac_pos, jac_dir, reg_rest, reg_prev], axis=0)
 
         result = least_squares(residual, x0, jac=jacobian, method="lm" if prev is not None else "trf",
                                xtol=1e-8, ftol=1e-8, max_nfev=200)
@@ -358,7 +397,7 @@ def c3d_to_clip(path: Path | str, fps: float | None = None, max_gap: float = 0.1
         basis = lab_to_smpl(centres)
     except ValueError as exc:
         raise MotionFileError(f"C3D file {path}: {exc}") from None
-    centres = centres @ basis.T
+    centres = np.concatenate([centres, segment_directions(markers)], axis=1) @ basis.T
     out_rate = rate
     if fps is not None and float(fps) < rate:
         out_rate = float(fps)
@@ -368,9 +407,10 @@ def c3d_to_clip(path: Path | str, fps: float | None = None, max_gap: float = 0.1
         hi = np.minimum(lo + 1, len(centres) - 1)
         a = (pos - lo)[:, None, None]
         centres = centres[lo] * (1 - a) + centres[hi] * a
+    centres, directions = centres[:, :NUM_JOINTS], _unit(centres[:, NUM_JOINTS:])
     rest = fit_skeleton(centres)
     try:
-        poses, trans, fit = fit_poses(centres, rest)
+        poses, trans, fit = fit_poses(centres, rest, directions)
     except ValueError as exc:
         raise MotionFileError(f"C3D file {path}: {exc}") from None
     if report is not None:

@@ -57,14 +57,15 @@ def convert(path_in: Path | str, fps: float | None = None, joint_map: Mapping[st
     raise MotionFileError(f"motion file {path}: unknown type {path.suffix!r}; expected one of {', '.join(SUFFIXES)}")
 
 
-def motion_quality(clip: MotionClip) -> dict:
+def motion_quality(clip: MotionClip, known_bad: Sequence[int] = ()) -> dict:
     """Per-frame check of a converted clip.
 
     A frame is bad if any pose / trans / joint value is NaN or inf, if any joint moves faster
     than MAX_JOINT_SPEED (15 m/s) from the previous frame, or if an ankle or ball of the foot
-    is more than MAX_FLOOR_PENETRATION (5 cm) below the floor (y = 0).
-    Returns {"frames", "ok" (bool array), "bad", "non_finite", "too_fast", "below_floor"}
-    (counts of frames).
+    is more than MAX_FLOOR_PENETRATION (5 cm) below the floor (y = 0), or if it is listed in
+    `known_bad` (e.g. C3D frames whose fit failed and that hold the previous pose).
+    Returns {"frames", "ok" (bool array), "bad", "non_finite", "too_fast", "below_floor",
+    "known_bad"} (counts of frames).
     """
     poses = np.asarray(clip.poses, dtype=np.float64)
     trans = np.asarray(clip.trans, dtype=np.float64)
@@ -78,9 +79,12 @@ def motion_quality(clip: MotionClip) -> dict:
         speed[1:] = np.linalg.norm(np.diff(joints, axis=0), axis=2).max(axis=1) * clip.mocap_framerate
     too_fast = speed > MAX_JOINT_SPEED
     below = joints[:, _FEET, 1].min(axis=1) < -MAX_FLOOR_PENETRATION
-    ok = finite & ~too_fast & ~below
+    listed = np.zeros(len(joints), dtype=bool)
+    listed[[int(f) for f in known_bad if 0 <= int(f) < len(joints)]] = True
+    ok = finite & ~too_fast & ~below & ~listed
     return {"frames": int(len(ok)), "ok": ok, "bad": int((~ok).sum()), "non_finite": int((~finite).sum()),
-            "too_fast": int((too_fast & finite).sum()), "below_floor": int((below & finite).sum())}
+            "too_fast": int((too_fast & finite).sum()), "below_floor": int((below & finite).sum()),
+            "known_bad": int(listed.sum())}
 
 
 def read_joint_map(path: Path | str) -> dict[str, str]:
@@ -134,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         joint_map = read_joint_map(args.map) if args.map is not None else None
         details: dict = {}
         clip = convert(args.input, fps=args.fps, joint_map=joint_map, scale=args.scale, report=details)
-        quality = motion_quality(clip)
+        quality = motion_quality(clip, details.get("failed_frames", ()))
         try:
             save_clip(args.out, clip)
         except OSError as exc:
@@ -143,8 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).split("\n")) or repr(exc)
         print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2
-    failed = details.get("failed_frames", [])
     print(f"{args.out}: {clip.num_frames} frames at {clip.mocap_framerate:g} fps from {args.input.name}; "
           f"{quality['bad']} frames flagged (non-finite {quality['non_finite']}, too fast {quality['too_fast']}, "
-          f"below floor {quality['below_floor']})" + (f"; {len(failed)} frames could not be fitted" if failed else ""))
+          f"below floor {quality['below_floor']}, not fitted {quality['known_bad']})")
     return 0

@@ -6,12 +6,11 @@ The world is Blender's: Z up, metres, ground at z = 0. The person stands on the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from ..bodies.default_body import DefaultBody
-from ..motion.builtin_clips import builtin_clip
+from ..motion.catalogue import clip_by_spec
 from ..motion.clip import MotionClip, sample_frame
 from ..motion.kinematics import forward_kinematics
 from ..motion.mirror import mirror_pose
@@ -25,11 +24,6 @@ FOOT_ROLL_M = 0.02
 class PosedPerson:
     vertices: np.ndarray  # (V, 3) world
     keypoints: np.ndarray  # (17, 3) world, COCO order
-
-
-@lru_cache(maxsize=None)
-def _clip(name: str) -> MotionClip:
-    return builtin_clip(name)
 
 
 def _airborne_height(pose72: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray) -> float:
@@ -73,8 +67,12 @@ def pose_person(person: dict, bodies: dict) -> PosedPerson:
 
 
 def _clip_frame(motion: dict) -> tuple[MotionClip, np.ndarray, np.ndarray]:
-    clip = _clip(motion["clip"])
-    pose72, trans = sample_frame(clip, clip_time(clip, motion["phase"]))
+    clip = clip_by_spec(motion.get("source", "builtin"), motion["clip"], motion.get("folder", ""))
+    if "frame" in motion:
+        time = motion["frame"] / clip.mocap_framerate
+    else:
+        time = clip_time(clip, motion["phase"])
+    pose72, trans = sample_frame(clip, time)
     if motion["mirror"]:
         pose72, trans = mirror_pose(pose72, trans)
     return clip, pose72, trans
@@ -85,8 +83,7 @@ def _pose_smpl(person: dict, body) -> PosedPerson:
     clip, pose72, trans = _clip_frame(person["motion"])
     vertices, keypoints = body.pose(person["body"], pose72, np.zeros(3))
     hips = 0.5 * (keypoints[11] + keypoints[12])
-    model = body.models[person["body"]["gender"]]
-    leg = float(np.ptp(model.rest_joints(np.asarray(person["body"]["betas"]))[:, 1]))
+    leg = float(np.ptp(body.rest_joints(person["body"])[:, 1]))
     ratio = leg / float(np.ptp(clip.rest_joints[:, 1]))
     lift = _airborne_height(pose72, trans, clip.rest_joints) * ratio
     offset = np.array([-hips[0], -hips[1], lift - vertices[:, 2].min()])

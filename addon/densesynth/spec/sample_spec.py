@@ -58,6 +58,38 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
     return spec
 
 
+def draw_image_effects(config: dict[str, Any], spec: dict[str, Any], person_box: list[float] | None,
+                       K: np.ndarray) -> None:
+    """Post-render draws (harmonisation, occluders, lens, camera effects) into the spec.
+
+    They depend on where the person lands in the image (occluders go over the person), so
+    they are drawn once the camera is fitted; each from its own stream.
+    """
+    from ..appearance.camera_effects import draw_camera_effects
+    from ..appearance.lens import draw_distortion
+    from ..appearance.occluders import occluder_library, place_occluders
+
+    seed, size = spec["sample_seed"], (spec["render"]["width"], spec["render"]["height"])
+    h = Draws(stream(seed, "harmonise"))
+    cfg = config["harmonise"]
+    spec["harmonise"] = ({"method": cfg["method"], "strength": h.uniform(cfg["strength"])}
+                         if h.chance(cfg["probability"]) and cfg["method"] != "none" else None)
+    o = Draws(stream(seed, "occluders"))
+    cfg = config["occluders"]
+    spec["occluders"] = []
+    if o.chance(cfg["probability"]) and person_box is not None:
+        names = sorted(occluder_library(cfg))
+        spec["occluders"] = place_occluders(o.rng, person_box, size, cfg, names)
+    lens = Draws(stream(seed, "lens"))
+    cfg = config["lens"]
+    coeffs = [0.0] * 5
+    if lens.chance(cfg["probability"]):
+        coeffs = [round(float(c), 8) for c in draw_distortion(lens.rng, cfg["strength"], K, size,
+                                                               cfg["max_shift_fraction"])]
+    spec["lens"] = {"dist_coeffs": coeffs}
+    spec["camera_effects"] = draw_camera_effects(stream(seed, "camera_effects"), config["camera_effects"])
+
+
 def _stream_name(base: str, number: int) -> str:
     """Person 0 draws from `base`, person k from `base/k`: adding people never changes person 0."""
     return base if number == 0 else f"{base}/{number}"
@@ -89,16 +121,27 @@ def _draw_person(config: dict[str, Any], seed: int, number: int) -> dict[str, An
     body_stream, motion_stream = _stream_name("body", number), _stream_name("motion", number)
     body = Draws(stream(seed, body_stream))
     motion = Draws(stream(seed, motion_stream))
-    clip = motion.choice(config["motion"]["clips"])
     return {
         "body": _draw_body(config["body"], body, body_stream),
-        "motion": {
-            "clip": clip,
-            "phase": motion.uniform([0.0, 1.0]),  # position in the clip, as a fraction of its length
-            "mirror": motion.chance(config["motion"]["mirror_probability"]),
-            "stream": motion_stream,
-        },
+        "motion": {**_draw_clip(config["motion"], motion),
+                   "mirror": motion.chance(config["motion"]["mirror_probability"]), "stream": motion_stream},
     }
+
+
+def _draw_clip(cfg: dict[str, Any], d: Draws) -> dict[str, Any]:
+    """A built-in clip at a continuous phase, or a converted clip at a frame that passed the
+    quality filter (recorded as the frame index)."""
+    if not cfg["clip_folders"]:  # the common case draws exactly as before
+        return {"clip": d.choice(cfg["clips"]), "source": "builtin", "phase": d.uniform([0.0, 1.0])}
+    from ..motion.catalogue import catalogue
+
+    found = catalogue(tuple(cfg["clips"]), tuple(cfg["clip_folders"]))
+    pick = d.integer(len(found.builtin) + len(found.folder_clips))
+    if pick < len(found.builtin):
+        return {"clip": found.builtin[pick], "source": "builtin", "phase": d.uniform([0.0, 1.0])}
+    clip = found.folder_clips[pick - len(found.builtin)]
+    return {"clip": clip.name, "source": "folder", "folder": clip.folder,
+            "frame": clip.ok_frames[d.integer(len(clip.ok_frames))]}
 
 
 def _gender(person: dict[str, Any]) -> str:
