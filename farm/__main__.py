@@ -3,6 +3,7 @@
   python -m farm render --out DIR --num-samples N ...   (the same as farm/render.py)
   python -m farm status DIR [--verify] [--all] [--json]
   python -m farm merge DIR [--val-fraction F] [--allow-partial]
+  python -m farm report DIR                               (the same as farm/report.py)
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 from farm.bootstrap import add_paths
 
-COMMANDS = ("render", "status", "merge")
+COMMANDS = ("render", "status", "merge", "report")
 
 
 def main(argv: list[str]) -> int:
@@ -27,6 +28,10 @@ def main(argv: list[str]) -> int:
         from farm.merge import main as merge_main
 
         return merge_main(rest)
+    if command == "report":
+        from farm.report import main as report_main
+
+        return report_main(rest)
     from densesynth.cli import main as render_main
 
     return render_main(rest)

@@ -55,7 +55,7 @@ def test_nothing_annotated_lies_under_an_occluder_or_another_person(everything):
     check_coco_densepose(everything / "annotations.json", everything / "images", everything / "iuv")
     data = json.loads((everything / "annotations.json").read_text())
     images = {image["id"]: image for image in data["images"]}
-    occluded_people = 0
+    occluded_people = 0  # annotations checked in images that have an occluder
     for annotation in data["annotations"]:
         stem = images[annotation["image_id"]]["file_name"].split(".")[0]
         geo = geometry(everything, stem)
@@ -78,6 +78,9 @@ def test_nothing_annotated_lies_under_an_occluder_or_another_person(everything):
             if v == 2:
                 col, row = int(round(x)), int(round(y))
                 assert not occluded[row, col]
-                assert owners[row, col] in (owner, -1)
-        occluded_people += bool(occluded[mask.any(axis=0)].any()) if occluded.any() else 0
-    assert len(data["annotations"]) >= NUM
+                # A joint inside a 1-2 px wide limb may round onto a neighbour's pixel: its own
+                # person must be right there, never only someone else.
+                around = owners[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2]
+                assert owners[row, col] in (owner, -1) or (around == owner).any()
+        occluded_people += bool(occluded.any())
+    assert len(data["annotations"]) >= NUM and occluded_people >= 1
