@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="YAML config; embedded defaults when absent")
     parser.add_argument("--debug-geometry", action="store_true", help="also write DIR/geometry/<stem>.npz")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--body", choices=("anny", "smpl"), help="body kind (overrides body.kind)")
+    parser.add_argument("--smpl-dir", help="folder with your SMPL model files (overrides body.smpl_dir)")
+    parser.add_argument("--gender", choices=("random", "female", "male", "neutral"),
+                        help="SMPL gender (overrides body.gender)")
     farm = parser.add_argument_group("farm (sharding, workers, resume)")
     farm.add_argument("--workers", type=non_negative_int, default=1,
                       help="worker processes, each with its own Blender (default 1; 0 = render in this process, "
@@ -196,9 +200,17 @@ def run(args: argparse.Namespace) -> int:
     from .config import config_hash, load_config
 
     overrides = {"render.resolution": list(args.resolution)} if args.resolution else {}
+    for option, key in (("body", "body.kind"), ("smpl_dir", "body.smpl_dir"), ("gender", "body.gender")):
+        if getattr(args, option, None) is not None:
+            overrides[key] = str(Path(args.smpl_dir).expanduser().resolve()) if option == "smpl_dir" else getattr(args, option)
     config = load_config(args.config, overrides)
     check_writable(args.out)
     config_id = config_hash(config)
+    if config["motion"]["clip_folders"]:  # the quality report is printed even with --quiet
+        from .motion.catalogue import catalogue
+
+        print(f"render.py: {catalogue(tuple(config['motion']['clips']), tuple(config['motion']['clip_folders'])).summary()}",
+              file=sys.stderr)
     if not _import_farm():
         claim_run(args.out, config_id, args.seed)
         return _run_plain(args, config, config_id)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,11 +132,6 @@ class SampleRenderer:
         if config["harmonise"]["probability"] > 0:
             get_harmoniser(config["harmonise"]["method"])  # an unknown harmoniser fails now, not mid-run
         self.scene = BlenderScene(texture_size, config["render"]["device"], config["render"]["threads"])
-        if config["motion"]["clip_folders"]:
-            from .motion.catalogue import catalogue
-
-            print(catalogue(tuple(config["motion"]["clips"]), tuple(config["motion"]["clip_folders"])).summary(),
-                  file=sys.stderr)
         self.times.add("process_setup", time.perf_counter() - start)
         for folder in OUTPUT_FOLDERS + (("geometry",) if self.debug_geometry else ()):
             (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
