@@ -56,3 +56,11 @@ def test_camera_rigs_are_the_users_own_names(tmp_path):
     path.write_text("camera:\n  rigs:\n    dolly: [1.2, 3.0]\n")
     with pytest.raises(ConfigError, match="camera.rigs.dolly"):
         load_config(path)
+
+
+def test_shipped_configs_load():
+    from conftest import REPO
+
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        config = load_config(path)
+        assert config_hash(config) != config_hash(default_config()), path
