@@ -70,37 +70,8 @@ def render_sample(renderer: Any, job: Job, index: int) -> dict[str, Any]:
     """Render sample `index` and mark it done; returns the pipeline's record."""
     forget_sample(job.out, index)
     record = renderer.render(renderer.draw_spec(index))
-    stem = sample_stem(index)
-    for folder in ("iuv", "iuv_raw"):
-        strip_volatile_exr_metadata(job.out / folder / f"{stem}.exr")
     write_manifest(job.out, job.identity, index, record)
     return record
-
-
-# Blender stamps wall-clock statistics into every EXR it writes; without them a sample's
-# files are byte-identical wherever and whenever it is rendered.
-VOLATILE_EXR_KEYS = ("Date", "RenderTime", "cycles.ViewLayer.render_time", "cycles.ViewLayer.synchronization_time",
-                     "cycles.ViewLayer.total_time")
-
-
-def strip_volatile_exr_metadata(path: Path) -> bool:
-    """Rewrite an EXR without Blender's timing attributes (pixels and every other attribute
-    unchanged), atomically; returns whether it had any. (Belongs where Blender writes the
-    EXR, render/blender_scene.py; kept here until it moves there.)"""
-    if not Path(path).is_file():
-        return False
-    import OpenEXR
-    from densesynth.io_utils import temporary_sibling
-
-    exr = OpenEXR.File(str(path), separate_channels=True)
-    header = exr.header()
-    if not any(key in header for key in VOLATILE_EXR_KEYS):
-        return False
-    kept = {key: value for key, value in header.items() if key not in VOLATILE_EXR_KEYS}
-    tmp = temporary_sibling(Path(path))
-    OpenEXR.File(kept, exr.channels()).write(str(tmp))
-    os.replace(tmp, path)
-    return True
 
 
 def _inject_fault(index: int, attempt: int) -> None:

@@ -52,7 +52,8 @@ def test_same_seed_same_bytes_and_other_seed_other_scene(rendered, test_config, 
     assert run_render(again, 3, 7, test_config, "--debug-geometry").returncode == 0
     assert (again / "annotations.json").read_bytes() == (rendered / "annotations.json").read_bytes()
     for stem in STEMS:
-        assert (again / "specs" / f"{stem}.json").read_bytes() == (rendered / "specs" / f"{stem}.json").read_bytes()
+        for relative in (f"specs/{stem}.json", f"iuv/{stem}.exr", f"images/{stem}.png", f"labels24/{stem}.png"):
+            assert (again / relative).read_bytes() == (rendered / relative).read_bytes(), relative
     other = tmp_path / "other"
     assert run_render(other, 1, 8, test_config).returncode == 0
     a = json.loads((rendered / "specs" / f"{STEMS[0]}.json").read_text())

@@ -180,3 +180,24 @@ def write_iuv_exr(path: str | os.PathLike, maps: IUVMaps) -> None:
     tmp = temporary_sibling(path)
     OpenEXR.File(header, {"RGBA": rgba}).write(str(tmp))
     os.replace(tmp, path)
+
+
+# Blender stamps wall-clock statistics into every EXR it writes; without them a sample's
+# files are byte-identical wherever and whenever it is rendered.
+VOLATILE_EXR_KEYS = ("Date", "RenderTime", "cycles.ViewLayer.render_time", "cycles.ViewLayer.synchronization_time",
+                     "cycles.ViewLayer.total_time")
+
+
+def strip_volatile_metadata(path: str | os.PathLike) -> bool:
+    """Rewrite an EXR in place without Blender's timing attributes (pixels and every other
+    attribute unchanged); returns whether it had any."""
+    import OpenEXR
+
+    exr = OpenEXR.File(os.fspath(path), separate_channels=True)
+    header = exr.header()
+    if not any(key in header for key in VOLATILE_EXR_KEYS):
+        return False
+    kept = {key: value for key, value in header.items() if key not in VOLATILE_EXR_KEYS}
+    channels = exr.channels()
+    OpenEXR.File(kept, channels).write(os.fspath(path))
+    return True

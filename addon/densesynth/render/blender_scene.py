@@ -20,6 +20,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..decode.iuv_exr import strip_volatile_metadata
 from ..io_utils import temporary_sibling
 from ..scene.camera import PinholeCamera
 
@@ -213,6 +214,8 @@ def _render_to(scene: bpy.types.Scene, path: Path) -> None:
         bpy.ops.render.render(write_still=True)
     if not tmp.is_file():
         raise RuntimeError(f"Blender rendered no file at {tmp}")
+    if path.suffix == ".exr":
+        strip_volatile_metadata(tmp)  # still the temporary file: the final one appears complete
     os.replace(tmp, path)
 
 
