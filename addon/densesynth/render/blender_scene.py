@@ -312,35 +312,33 @@ def _create_person_material(texture: bpy.types.Image, name: str) -> bpy.types.Ma
     return material
 
 
-def _create_label_material() -> bpy.types.Material:
-    material = bpy.data.materials.new("densesynth_iuv_label")
+def _emission_material(name: str, source_node: str, **settings) -> bpy.types.Material:
+    """A material that emits one node's output as is: the exact label passes' override."""
+    material = bpy.data.materials.new(name)
     _ensure_node_tree(material)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     nodes.clear()
-    attribute = nodes.new("ShaderNodeAttribute")
-    attribute.attribute_type = "GEOMETRY"
-    attribute.attribute_name = IUV_ATTRIBUTE
+    source = nodes.new(source_node)
+    for key, value in settings.items():
+        setattr(source, key, value)
     emission = nodes.new("ShaderNodeEmission")
     emission.inputs["Strength"].default_value = 1.0
     output = nodes.new("ShaderNodeOutputMaterial")
-    links.new(attribute.outputs["Color"], emission.inputs["Color"])
+    socket = "Object Index" if source_node == "ShaderNodeObjectInfo" else "Color"
+    links.new(source.outputs[socket], emission.inputs["Color"])
     links.new(emission.outputs["Emission"], output.inputs["Surface"])
     return material
+
+
+def _create_label_material() -> bpy.types.Material:
+    """Emits the per-corner (I, U, V) attribute."""
+    return _emission_material("densesynth_iuv_label", "ShaderNodeAttribute", attribute_type="GEOMETRY",
+                              attribute_name=IUV_ATTRIBUTE)
 
 
 def _create_instance_material() -> bpy.types.Material:
     """Emits each object's pass index: which person a pixel shows (0 = nobody)."""
-    material = bpy.data.materials.new("densesynth_instance_label")
-    _ensure_node_tree(material)
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    nodes.clear()
-    info = nodes.new("ShaderNodeObjectInfo")
-    emission = nodes.new("ShaderNodeEmission")
-    emission.inputs["Strength"].default_value = 1.0
-    output = nodes.new("ShaderNodeOutputMaterial")
-    links.new(info.outputs["Object Index"], emission.inputs["Color"])
-    links.new(emission.outputs["Emission"], output.inputs["Surface"])
-    return material
+    return _emission_material("densesynth_instance_label", "ShaderNodeObjectInfo")
 
 
 def _create_camera(scene: bpy.types.Scene) -> bpy.types.Object:
