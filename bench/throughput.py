@@ -31,11 +31,12 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=12)
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--beauty-samples", type=int, default=16)
+    parser.add_argument("--no-denoise", action="store_true", help="OpenImageDenoise runs threads of its own")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(f"render:\n  resolution: [{args.resolution}, {args.resolution}]\n  threads: 1\n"
-                          f"  beauty_samples: {args.beauty_samples}\n")
+                          f"  beauty_samples: {args.beauty_samples}\n  denoise: {str(not args.no_denoise).lower()}\n")
         rates = {}
         for workers in (1, 2):
             seconds = timed_run(Path(tmp) / f"w{workers}", config, args.samples, workers)

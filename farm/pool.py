@@ -171,6 +171,13 @@ class _Worker:
         env = dict(os.environ)
         paths = [str(REPO_ROOT), str(REPO_ROOT / "addon")]
         env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        threads = job.config["render"].get("threads") or 0
+        if threads:
+            # Workers share the machine: NumPy's BLAS, OpenMP and the denoiser (OpenImageDenoise)
+            # would otherwise start a thread per core in every worker and spin against each
+            # other (measured: 1.36x with 2 workers instead of 1.71x).
+            for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OIDN_NUM_THREADS"):
+                env.setdefault(name, str(threads))
         self.proc = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                      env=env, cwd=str(REPO_ROOT))
         log.close()

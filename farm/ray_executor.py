@@ -42,6 +42,12 @@ def _render_shard(job_json: dict[str, Any], indices: list[int]) -> list[tuple[in
     return outcome
 
 
+def _thread_limits(threads: int) -> dict[str, str]:
+    """Keep each task's math libraries and denoiser to its own CPUs (see farm/pool.py)."""
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                            "OIDN_NUM_THREADS")}
+
+
 def run_ray(job, indices: list[int], shard_size: int, address: str | None, cpus_per_task: int,
             gpus_per_task: float, retries: int, on_progress: Callable | None = None):
     """Render `indices` as one Ray task per shard; returns the pool's kind of result."""
@@ -53,7 +59,7 @@ def run_ray(job, indices: list[int], shard_size: int, address: str | None, cpus_
 
     python_path = os.pathsep.join([str(REPO), str(REPO / "addon"), os.environ.get("PYTHONPATH", "")])
     ray.init(address=address or None, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": python_path}})
+             runtime_env={"env_vars": {"PYTHONPATH": python_path, **_thread_limits(cpus_per_task)}})
     render_shard = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=retries,
                               max_calls=1)(_render_shard)
     shards: dict[int, list[int]] = defaultdict(list)
