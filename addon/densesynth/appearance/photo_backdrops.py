@@ -20,6 +20,10 @@ import numpy as np
 from ..errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+# Photographs shipped inside scikit-image's wheel, with clear licences (assets_manifest.yaml):
+# CC0 (brick, grass, gravel: CC0Textures; chelsea, coffee: their photographers) and public
+# domain (rocket: SpaceX). The embedded photographs that need no download.
+EMBEDDED_PHOTOS = ("brick.png", "chelsea.png", "coffee.png", "grass.png", "gravel.png", "rocket.jpg")
 COCO_PERSON_CATEGORY = 1
 
 
@@ -29,6 +33,8 @@ def catalogue(cfg: dict) -> tuple[Path, tuple[str, ...]]:
         return _folder_catalogue(cfg["folder"])
     if cfg["kind"] == "coco":
         return _coco_catalogue(cfg["coco_annotations"], cfg["coco_images"], cfg["coco_people"])
+    if cfg["kind"] == "embedded":
+        return _embedded_catalogue()
     raise ValueError(f"backdrop kind {cfg['kind']!r} has no catalogue")
 
 
@@ -50,6 +56,20 @@ def usable_kind(cfg: dict) -> str:
 @lru_cache(maxsize=None)
 def _warn_once(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+@lru_cache(maxsize=1)
+def _embedded_catalogue() -> tuple[Path, tuple[str, ...]]:
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        raise UserError("backdrop.kind embedded needs scikit-image (its bundled photographs): pip install scikit-image")
+    root = Path(spec.origin).parent / "data"
+    missing = [name for name in EMBEDDED_PHOTOS if not (root / name).is_file()]
+    if missing:
+        raise UserError(f"scikit-image at {root} lacks {', '.join(missing)}: reinstall scikit-image")
+    return root, EMBEDDED_PHOTOS
 
 
 @lru_cache(maxsize=8)

@@ -24,7 +24,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "render.image_format": ("png", "jpg"),
     "body.kind": ("anny", "smpl"),
     "body.gender": ("random", "female", "male", "neutral"),
-    "backdrop.kind": ("procedural", "folder", "coco"),
+    "backdrop.kind": ("procedural", "embedded", "folder", "coco"),
     "backdrop.coco_people": ("any", "without", "with"),
     "backdrop.missing": ("error", "fallback"),
     "appearance.texture_kind": ("procedural", "folder"),
