@@ -22,7 +22,7 @@ import numpy as np
 
 from .annotate.coco_densepose import DatasetWriter, person_annotation
 from .annotate.parts import KEYPOINT_PARTS, SURFACE_KEYPOINTS
-from .annotate.visibility import keypoint_visibility
+from .annotate.visibility import in_image, keypoint_visibility
 from .appearance.backdrops import horizon_row, procedural_backdrop
 from .appearance.camera_effects import apply_camera_effects
 from .appearance.clothing import clothing_texture, uv_part_map
@@ -64,9 +64,7 @@ def _distort_keypoints(xy: np.ndarray, visibility: np.ndarray, camera: PinholeCa
     present = visibility > 0
     if present.any():
         xy[present] = distort_points(xy[present], camera.K, dist_coeffs)
-    inside = ((xy[:, 0] >= -0.5) & (xy[:, 0] < camera.width - 0.5) & (xy[:, 1] >= -0.5)
-              & (xy[:, 1] < camera.height - 0.5))
-    visibility = np.where(present & ~inside, 0, visibility)
+    visibility = np.where(present & ~in_image(xy, camera.width, camera.height), 0, visibility)
     return xy, visibility
 
 
@@ -202,9 +200,10 @@ class SampleRenderer:
             write_iuv_png(out / "iuv_png" / f"{stem}.png", maps)
             if person_index is not None:
                 write_png(out / "persons" / f"{stem}.png", maps.person_index.astype(np.uint8))
-            record = self._annotate(spec, camera, kinds, people, maps, image_name, effects)
+            scene_mesh = self._scene_mesh(kinds, people)
+            record = self._annotate(spec, camera, people, scene_mesh, maps, image_name, effects)
         if self.debug_geometry:
-            self._write_geometry(stem, kinds, people, camera, effects)
+            self._write_geometry(stem, people, scene_mesh, camera, effects)
         atomic_write_text(out / "specs" / f"{stem}.json", dumps_spec(spec))
         # The record is written last: its presence marks the sample as finished.
         atomic_write_text(out / "records" / f"{stem}.json", json.dumps(record, sort_keys=True) + "\n")
@@ -297,9 +296,9 @@ class SampleRenderer:
         return (np.concatenate(vertices), np.concatenate(faces), np.concatenate(parts), np.concatenate(iuv),
                 np.concatenate(owner))
 
-    def _annotate(self, spec: dict[str, Any], camera: PinholeCamera, kinds: list[str], people: list[PosedPerson],
+    def _annotate(self, spec: dict[str, Any], camera: PinholeCamera, people: list[PosedPerson], scene_mesh: tuple,
                   maps, image_name: str, effects: "ImageEffects") -> dict[str, Any]:
-        vertices, faces, face_part, _, person_of_face = self._scene_mesh(kinds, people)
+        vertices, faces, face_part, _, person_of_face = scene_mesh
         annotations = []
         for number, posed in enumerate(people):
             # Other people's faces keep no part: they can only hide this person's keypoints.
@@ -322,9 +321,9 @@ class SampleRenderer:
             "annotations": annotations,
         }
 
-    def _write_geometry(self, stem: str, kinds: list[str], people: list[PosedPerson], camera: PinholeCamera,
+    def _write_geometry(self, stem: str, people: list[PosedPerson], scene_mesh: tuple, camera: PinholeCamera,
                         effects: "ImageEffects") -> None:
-        vertices, faces, _, corner_iuv, person_of_face = self._scene_mesh(kinds, people)
+        vertices, faces, _, corner_iuv, person_of_face = scene_mesh
         extra = {}
         if effects.dist_coeffs is not None:
             extra["dist_coeffs"] = effects.dist_coeffs

@@ -40,11 +40,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["project_points", "first_hits", "keypoint_visibility"]
+__all__ = ["in_image", "project_points", "first_hits", "keypoint_visibility"]
 
 _DET_EPS = 1e-12  # |det| below this: ray parallel to the triangle plane
 _BARY_EPS = 1e-9  # barycentric slack so rays through shared edges/vertices still hit
 _T_EPS = 1e-9  # hits closer than this to the camera centre are ignored (metres)
+
+
+def in_image(xy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Which points (N, 2) fall on a pixel: -0.5 <= x < W - 0.5 and -0.5 <= y < H - 0.5."""
+    return (xy[:, 0] >= -0.5) & (xy[:, 0] < width - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] < height - 0.5)
 
 
 def project_points(points_world: np.ndarray, K_intr: np.ndarray,
@@ -151,8 +156,7 @@ def keypoint_visibility(
     width, height = int(image_size[0]), int(image_size[1])
 
     xy, z = project_points(kp, K_intr, world_to_camera)
-    inside = (z > 0) & (xy[:, 0] >= -0.5) & (xy[:, 0] < width - 0.5) \
-        & (xy[:, 1] >= -0.5) & (xy[:, 1] < height - 0.5)
+    inside = (z > 0) & in_image(xy, width, height)
     vis = np.where(inside, 2, 0).astype(np.int64)
     if not inside.any():
         return xy, vis

@@ -207,15 +207,22 @@ def load_occluders(folder: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Raises :class:`UserError` (one line, naming the folder or file) when the folder is
     missing, holds no such image, or an image is unreadable, has no alpha channel or is
-    fully transparent.
+    fully transparent. Read once per process and folder state (the folder's modification
+    time): specs draw from the library for every sample.
     """
     path = Path(folder).expanduser()
     if not path.is_dir():
         raise UserError(f"occluder folder not found: {str(path)!r} (set occluders.folder to a folder of RGBA PNGs)")
+    return dict(_read_folder(str(path), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_folder(folder: str, mtime_ns: int) -> tuple[tuple[str, np.ndarray], ...]:
+    path = Path(folder)
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"occluder folder {str(path)!r} holds no RGBA images ({', '.join(IMAGE_SUFFIXES)})")
-    out = {}
+    out = []
     for file in files:
         image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
         if image is None:
@@ -228,8 +235,10 @@ def load_occluders(folder: str | os.PathLike) -> dict[str, np.ndarray]:
             raise UserError(f"occluder image {str(file)!r} is {image.dtype}: use 8- or 16-bit RGBA")
         if not np.any(image[..., 3] > 127):
             raise UserError(f"occluder image {str(file)!r} is fully transparent")
-        out[f"folder/{file.name}"] = np.ascontiguousarray(image)
-    return out
+        image = np.ascontiguousarray(image)
+        image.setflags(write=False)
+        out.append((f"folder/{file.name}", image))
+    return tuple(out)
 
 
 def occluder_library(cfg: dict[str, Any] | None = None) -> dict[str, np.ndarray]:

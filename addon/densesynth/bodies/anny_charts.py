@@ -149,6 +149,14 @@ _CENTRE_BINS = 16
 _EPS = 1e-12
 
 
+def corner_iuv(face_part: np.ndarray, corner_uv: np.ndarray) -> np.ndarray:
+    """(F, 3, 3): chart index and (U, V) at every face corner, as the label pass emits them."""
+    iuv = np.empty((len(face_part), 3, 3), dtype=np.float32)
+    iuv[..., 0] = np.asarray(face_part)[:, None]
+    iuv[..., 1:] = corner_uv
+    return iuv
+
+
 @dataclass(frozen=True)
 class Charts:
     """Per-face DensePose labels of one mesh topology (valid for every phenotype and pose)."""

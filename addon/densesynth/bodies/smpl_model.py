@@ -18,9 +18,11 @@ Tested against ``smplx`` (tests/test_smpl_model.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
+from .anny_charts import corner_iuv
 from .smpl_files import NUM_JOINTS, SmplArrays
 
 __all__ = ["SmplModel", "SmplOutput", "rodrigues"]
@@ -172,13 +174,10 @@ class SmplBody:
     def num_vertices(self) -> int:
         return len(self.model.v_template)
 
-    @property
+    @cached_property
     def corner_iuv(self) -> np.ndarray:
-        """(F, 3, 3): chart index and (U, V) at every face corner, as the label pass emits them."""
-        iuv = np.empty((len(self.face_part), 3, 3), dtype=np.float32)
-        iuv[..., 0] = self.face_part[:, None]
-        iuv[..., 1:] = self.corner_uv
-        return iuv
+        """Built once: the pipeline reads it for every sample."""
+        return corner_iuv(self.face_part, self.corner_uv)
 
     def keypoints(self, vertices: np.ndarray, joints: np.ndarray) -> np.ndarray:
         """(17, 3) COCO keypoints from posed vertices and joints (any one frame)."""

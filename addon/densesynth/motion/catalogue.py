@@ -53,7 +53,7 @@ def catalogue(builtin: tuple[str, ...], folders: tuple[str, ...]) -> Catalogue:
             raise UserError(f"motion clip folder {root} holds no .npz clips: convert BVH/C3D files into it with "
                             "`python -m farm.motion convert IN --out {root}/NAME.npz`")
         for path in paths:
-            quality = motion_quality(load_clip(path))
+            quality = motion_quality(clip_by_spec("folder", str(path.relative_to(root)), folder))
             ok = tuple(int(i) for i in np.nonzero(quality["ok"])[0])
             frames += quality["frames"]
             skipped["total"] += quality["bad"]

@@ -39,11 +39,12 @@ def _airborne_height(pose72: np.ndarray, trans: np.ndarray, rest_joints: np.ndar
     return max(0.0, lowest - float(rest_joints[:, 1].min()) - FOOT_ROLL_M)
 
 
-def retargeted_leg_ratio(rest, clip: MotionClip) -> float:
-    """Leg length of the body over that of the motion's skeleton: scales heights of jumps."""
-    body_leg = float(rest.bone_heads[:, 2].max() - rest.bone_heads[:, 2].min())
-    motion_leg = float(clip.rest_joints[:, 1].max() - clip.rest_joints[:, 1].min())
-    return body_leg / motion_leg if motion_leg > 0 else 1.0
+def _jump_lift(pose72: np.ndarray, trans: np.ndarray, clip: MotionClip, body_span: float) -> float:
+    """The jump height on the body: the motion's airborne height scaled by the body's rest
+    joint span over the motion skeleton's (a taller body jumps proportionally higher)."""
+    motion_span = float(np.ptp(clip.rest_joints[:, 1]))
+    ratio = body_span / motion_span if motion_span > 0 else 1.0
+    return _airborne_height(pose72, trans, clip.rest_joints) * ratio
 
 
 def clip_time(clip: MotionClip, phase: float) -> float:
@@ -83,9 +84,7 @@ def _pose_smpl(person: dict, body) -> PosedPerson:
     clip, pose72, trans = _clip_frame(person["motion"])
     vertices, keypoints = body.pose(person["body"], pose72, np.zeros(3))
     hips = 0.5 * (keypoints[11] + keypoints[12])
-    leg = float(np.ptp(body.rest_joints(person["body"])[:, 1]))
-    ratio = leg / float(np.ptp(clip.rest_joints[:, 1]))
-    lift = _airborne_height(pose72, trans, clip.rest_joints) * ratio
+    lift = _jump_lift(pose72, trans, clip, float(np.ptp(body.rest_joints(person["body"])[:, 1])))
     offset = np.array([-hips[0], -hips[1], lift - vertices[:, 2].min()])
     return PosedPerson(vertices=vertices + offset, keypoints=keypoints + offset)
 
@@ -110,7 +109,7 @@ def _pose_anny(person: dict, body: DefaultBody) -> PosedPerson:
     )
     vertices, _ = model.pose(rest, retargeted.world_rotations)
     root = rest.bone_heads[0]
-    lift = _airborne_height(pose72, trans, clip.rest_joints) * retargeted_leg_ratio(rest, clip)
+    lift = _jump_lift(pose72, trans, clip, float(np.ptp(rest.bone_heads[:, 2])))
     offset = np.array([-root[0], -root[1], lift - vertices[:, 2].min()])
     vertices = vertices + offset
     keypoints = model.keypoints(vertices)[:NUM_COCO_KEYPOINTS]
