@@ -37,7 +37,7 @@ from .decode.label_maps import write_coarse_png, write_fine_png, write_iuv_png, 
 from .io_utils import atomic_write_bytes, atomic_write_text, temporary_sibling
 from .scene.camera import PinholeCamera, camera_from_spec, fit_camera
 from .scene.person import PosedPerson, pose_person
-from .spec.sample_spec import draw_image_effects, draw_spec, dumps_spec
+from .spec.sample_spec import draw_image_effects, draw_spec, write_spec
 
 OUTPUT_FOLDERS = ("images", "iuv", "labels24", "labels14", "iuv_png", "specs", "records")
 # `persons/<stem>.png` (which person each pixel shows, 1-based) is written only for images with several people.
@@ -204,7 +204,7 @@ class SampleRenderer:
             record = self._annotate(spec, camera, people, scene_mesh, maps, image_name, effects)
         if self.debug_geometry:
             self._write_geometry(stem, people, scene_mesh, camera, effects)
-        atomic_write_text(out / "specs" / f"{stem}.json", dumps_spec(spec))
+        write_spec(out / "specs" / f"{stem}.json", spec)
         # The record is written last: its presence marks the sample as finished.
         atomic_write_text(out / "records" / f"{stem}.json", json.dumps(record, sort_keys=True) + "\n")
         self.times.samples += 1

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 
-def horizon_row(focal_px: float, height: int, elevation_deg: float, roll_deg: float = 0.0) -> float:
+def horizon_row(focal_px: float, height: int, elevation_deg: float) -> float:
     """Image row of the horizon for a camera pitched down by `elevation_deg`."""
     return (height - 1) / 2.0 - focal_px * np.tan(np.deg2rad(elevation_deg))
 

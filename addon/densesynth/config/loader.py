@@ -6,7 +6,6 @@ both documentation and schema means a new option cannot be added without a defau
 """
 from __future__ import annotations
 
-import copy
 import difflib
 import hashlib
 import json
@@ -216,7 +215,3 @@ def _leaves(config: dict[str, Any], prefix: str = ""):
             yield from _leaves(value, f"{dotted}.")
         else:
             yield dotted, value
-
-
-def copy_config(config: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(config)

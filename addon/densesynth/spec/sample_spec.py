@@ -282,13 +282,3 @@ def write_spec(path: Path, spec: dict[str, Any]) -> None:
 
 def dumps_spec(spec: dict[str, Any]) -> str:
     return json.dumps(spec, indent=1, sort_keys=True) + "\n"
-
-
-def read_spec(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        spec = json.load(handle)
-    if spec.get("spec_version") != SPEC_VERSION:
-        from ..errors import UserError
-
-        raise UserError(f"spec {path} has version {spec.get('spec_version')}, this DenseSynth reads {SPEC_VERSION}")
-    return spec
