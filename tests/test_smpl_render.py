@@ -9,7 +9,7 @@ import scipy.io
 from iuv_compare import compare_iuv, read_exr_rgba
 from rasteriser import rasterise_iuv
 
-from conftest import TEST_CONFIG, run_render
+from conftest import TEST_CONFIG, render_with_config
 
 pytestmark = pytest.mark.blender
 
@@ -25,12 +25,8 @@ def smpl_run(tmp_path_factory):
     arrays["v_template"] = v * np.array([0.5, 2.5, 0.3])
     (folder / "models").mkdir()
     write_npz(folder / "models" / "SMPL_FEMALE.npz", arrays)
-    config = folder / "smpl.yaml"
-    config.write_text(TEST_CONFIG + f"body:\n  kind: smpl\n  smpl_dir: {folder / 'models'}\n  gender: female\n")
-    out = folder / "run"
-    result = run_render(out, 2, 4, config, "--debug-geometry")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    smpl_config = TEST_CONFIG + f"body:\n  kind: smpl\n  smpl_dir: {folder / 'models'}\n  gender: female\n"
+    return render_with_config(folder, smpl_config, 2, 4, "--debug-geometry")
 
 
 @pytest.mark.parametrize("stem", ["00000000", "00000001"])
