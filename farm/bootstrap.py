@@ -41,7 +41,11 @@ def missing_dependencies() -> list[str]:
 
 
 def script_arguments(argv: list[str]) -> list[str]:
-    """Arguments meant for the script: under Blender, those after `--`."""
-    if "--" in argv:
-        return argv[argv.index("--") + 1 :]
-    return [] if running_inside_blender() else argv[1:]
+    """Arguments meant for the script: under Blender (`blender -b -P script -- ARGS`), those
+    after `--`; under plain Python (`python script ARGS`), all of them: a `--` there is an
+    argument like any other (e.g. a missing option value), never a reason to drop the rest."""
+    before = argv[1:argv.index("--")] if "--" in argv else []
+    blender_command = any(arg in ("-b", "--background", "-P", "--python") for arg in before)
+    if running_inside_blender() or blender_command:
+        return argv[argv.index("--") + 1 :] if "--" in argv else []
+    return argv[1:]

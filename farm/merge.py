@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from farm.shards import check_sample, read_run, sample_stem, Identity
+from farm.shards import (MAX_SAMPLES, Identity, RunFileError, check_sample, read_run_checked,
+                         remove_stale_temporaries, sample_stem)
 
 DEFAULT_VAL_FRACTION = 0.1
 PHASE_BINS = 8
@@ -91,7 +92,9 @@ class _StreamingCoco:
 
     def __init__(self, path: Path, header: dict[str, Any]):
         self.path = path
-        self.tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+        from densesynth.io_utils import temporary_sibling
+
+        self.tmp = temporary_sibling(path)
         self.file: BinaryIO = open(self.tmp, "wb")
         self.spool = tempfile.TemporaryFile(dir=path.parent)
         self.header = header
@@ -105,7 +108,8 @@ class _StreamingCoco:
             self.spool.write((b"," if self.annotations else b"") + _dumps(annotation).encode())
             self.annotations += 1
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """Complete the temporary file (on disk, synced); `commit` then puts it in place."""
         self.file.write(b'],"annotations":[')
         self.spool.seek(0)
         shutil.copyfileobj(self.spool, self.file)
@@ -114,11 +118,20 @@ class _StreamingCoco:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
+
+    def commit(self) -> None:
         os.replace(self.tmp, self.path)
 
+    def close(self) -> None:
+        self.finish()
+        self.commit()
+
     def abort(self) -> None:
-        self.spool.close()
-        self.file.close()
+        for handle in (self.spool, self.file):
+            try:
+                handle.close()
+            except OSError:
+                pass
         self.tmp.unlink(missing_ok=True)
 
 
@@ -132,21 +145,27 @@ class MergeResult:
 
 
 def merge(out: Path, num_samples: int | None = None, val_fraction: float = DEFAULT_VAL_FRACTION,
-          allow_partial: bool = False) -> MergeResult:
+          allow_partial: bool = False, allow_shrink: bool = False) -> MergeResult:
     """Merge samples 0..N-1 of DIR (N from run.json unless given); refuses when some are not
-    finished unless `allow_partial`, which merges the finished ones only."""
-    from densesynth.annotate.coco_densepose import DatasetWriter
-
+    finished unless `allow_partial`, which merges the finished ones only, and refuses an N
+    below the run's own (the dataset would silently shrink) unless `allow_shrink`."""
     out = Path(out)
-    run = read_run(out)
-    if run is None:
-        raise MergeError(f"{out} holds no run (no readable run.json): render into it first")
+    try:
+        run = read_run_checked(out, need_plan=num_samples is None)
+    except RunFileError as exc:
+        raise MergeError(str(exc)) from None
+    planned = run.get("num_samples")
     if num_samples is None:
-        num_samples = run.get("num_samples")
-        if not isinstance(num_samples, int):
-            raise MergeError(f"{out}/run.json names no num_samples: run the render command on it again")
+        num_samples = planned
+    if not isinstance(num_samples, int) or not 1 <= num_samples <= MAX_SAMPLES:
+        raise MergeError(f"--num-samples must be a whole number in 1..{MAX_SAMPLES}, got {num_samples}")
+    if isinstance(planned, int) and num_samples < planned and not allow_shrink:
+        raise MergeError(f"--num-samples {num_samples} is fewer than the {planned} samples of the run in {out}: "
+                         f"annotations.json would shrink; leave --num-samples out to merge all {planned}, or pass "
+                         "--allow-shrink to merge only the first ones")
     if not 0.0 <= val_fraction <= 1.0:
         raise MergeError(f"--val-fraction must lie in 0..1, got {val_fraction}")
+    remove_stale_temporaries(out)  # the temporaries of a merge that was killed
     identity = Identity(run["config_hash"], run["seed"])
     result = MergeResult()
     finished = []
@@ -160,12 +179,23 @@ def merge(out: Path, num_samples: int | None = None, val_fraction: float = DEFAU
         raise MergeError(f"{len(result.missing)} of {num_samples} samples are not finished ({first}"
                          f"{', ...' if len(result.missing) > 5 else ''}); render them first "
                          "(or merge with --allow-partial)")
+    try:
+        return _write_merged(out, finished, val_fraction, result)
+    except OSError as exc:
+        raise MergeError(f"cannot write the merged files in {out} ({exc.strerror or exc}): free some space or "
+                         "fix the permissions, then merge again (python -m farm merge DIR)") from None
+
+
+def _write_merged(out: Path, finished: list[int], val_fraction: float, result: MergeResult) -> MergeResult:
+    from densesynth.annotate.coco_densepose import DatasetWriter
 
     header = DatasetWriter().to_dict()
     outputs = {"all": out / "annotations.json", "train": out / "annotations_train.json",
                "val": out / "annotations_val.json"}
-    writers = {name: _StreamingCoco(path, header) for name, path in outputs.items()}
+    writers: dict[str, _StreamingCoco] = {}
     try:
+        for name, path in outputs.items():
+            writers[name] = _StreamingCoco(path, header)
         for index in finished:
             stem = sample_stem(index)
             record = json.loads((out / "records" / f"{stem}.json").read_text())
@@ -187,32 +217,46 @@ def merge(out: Path, num_samples: int | None = None, val_fraction: float = DEFAU
             result.split[part] += 1
             writers["all"].add(entry, annotations)
             writers[part].add(entry, annotations)
+        # Every file complete before any replaces its old version: a full disk leaves the old set.
+        for writer in writers.values():
+            writer.finish()
+        for writer in writers.values():
+            writer.commit()
     except BaseException:
         for writer in writers.values():
             writer.abort()
         raise
-    for writer in writers.values():
-        writer.close()
     result.paths = outputs
     return result
 
 
 def main(argv: list[str]) -> int:
-    import argparse
+    import sys
 
-    parser = argparse.ArgumentParser(prog="python -m farm merge", description="Merge per-sample records into "
-                                     "annotations.json and a train/val split.")
+    from densesynth.cli import OneLineArgumentParser, OutputLock
+    from densesynth.errors import UserError
+
+    parser = OneLineArgumentParser(prog="python -m farm merge", description="Merge per-sample records into "
+                                   "annotations.json and a train/val split.")
     parser.add_argument("out", type=Path, help="the render folder (--out of the render command)")
     parser.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
                         help=f"share of split groups that go to validation (default {DEFAULT_VAL_FRACTION})")
     parser.add_argument("--allow-partial", action="store_true", help="merge the finished samples even if some are not")
     parser.add_argument("--num-samples", type=int, help="merge samples 0..N-1 (default: the last run's count)")
+    parser.add_argument("--allow-shrink", action="store_true",
+                        help="allow --num-samples below the run's count (annotations.json then lists fewer samples)")
+    parser.add_argument("--wait-lock", action="store_true", help="wait for a render running on the folder to end")
     args = parser.parse_args(argv)
+    lock = OutputLock(args.out)
     try:
-        result = merge(args.out, args.num_samples, args.val_fraction, args.allow_partial)
-    except MergeError as exc:
-        print(f"merge: error: {exc}", file=__import__("sys").stderr)
+        if (args.out / "run.json").is_file():
+            lock.acquire(wait=args.wait_lock)
+        result = merge(args.out, args.num_samples, args.val_fraction, args.allow_partial, args.allow_shrink)
+    except (MergeError, UserError) as exc:
+        print(f"merge: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        lock.release()
     print(f"merged {result.images} images ({result.annotations} people): train {result.split['train']}, "
           f"val {result.split['val']}" + (f", {len(result.missing)} unfinished left out" if result.missing else "")
           + f" -> {result.paths['all']}")

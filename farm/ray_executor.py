@@ -18,8 +18,10 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _render_shard(job_json: dict[str, Any], indices: list[int]) -> list[tuple[int, bool, Any]]:
-    """Runs in a Ray worker: one renderer for the shard, then its samples in order."""
+def _render_shard(job_json: dict[str, Any], indices: list[int], retries: int = 0) -> list[tuple[int, bool, Any, int]]:
+    """Runs in a Ray worker: one renderer for the shard, then its samples in order, each
+    tried up to `retries` more times when it raises (as the local pool does); returns
+    (index, ok, people or reason, attempts) per sample."""
     for path in (str(REPO), str(REPO / "addon")):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -30,16 +32,50 @@ def _render_shard(job_json: dict[str, Any], indices: list[int]) -> list[tuple[in
     job = Job(job_json["config"], job_json["config_id"], job_json["seed"], Path(job_json["out"]),
               job_json["debug_geometry"])
     renderer = SampleRenderer(job.config, job.config_id, job.seed, job.out, debug_geometry=job.debug_geometry)
+    from farm.pool import _inject_fault
+
     outcome = []
     for index in indices:
-        try:
-            record = render_sample(renderer, job, index)
-            outcome.append((index, True, len(record["annotations"])))
-        except UserError as exc:
-            outcome.append((index, False, f"user: {exc}"))
-        except Exception as exc:  # a sample's failure is recorded; the shard goes on
-            outcome.append((index, False, f"{type(exc).__name__}: {exc}"))
+        for attempt in range(1, retries + 2):
+            try:
+                _inject_fault(index, attempt)
+                record = render_sample(renderer, job, index)
+                outcome.append((index, True, len(record["annotations"]), attempt))
+                break
+            except UserError as exc:
+                outcome.append((index, False, f"user: {exc}", attempt))
+                return outcome
+            except Exception as exc:  # retried, then recorded; the shard goes on
+                if attempt > retries:
+                    outcome.append((index, False, f"{type(exc).__name__}: {exc}", attempt))
     return outcome
+
+
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+def check_address(address: str) -> None:
+    """Fail fast, in one line, on a Ray address that is malformed or does not answer
+    (Ray itself retries for minutes); 'auto' and 'local' are left to Ray."""
+    import socket
+
+    from densesynth.errors import UserError
+
+    text = address.strip()
+    if text in ("auto", "local"):
+        return
+    hostport = text.split("://", 1)[1] if "://" in text else text
+    host, _, port = hostport.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--address {address} is not a Ray address: use HOST:PORT (e.g. 10.0.0.5:6379), "
+                        "ray://HOST:10001, or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise UserError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start it with "
+                        "'ray start --head' or fix the address") from None
 
 
 def _thread_limits(threads: int) -> dict[str, str]:
@@ -57,15 +93,19 @@ def run_ray(job, indices: list[int], shard_size: int, address: str | None, cpus_
     from farm.pool import PoolResult
     from farm.shards import write_failure
 
+    if address:
+        check_address(address)
     python_path = os.pathsep.join([str(REPO), str(REPO / "addon"), os.environ.get("PYTHONPATH", "")])
     ray.init(address=address or None, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": python_path, **_thread_limits(cpus_per_task)}})
+    # Ray re-runs a task whose worker process died (max_retries); a sample that raised is
+    # retried inside the task, so both count against --retries as with the local pool.
     render_shard = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=retries,
                               max_calls=1)(_render_shard)
     shards: dict[int, list[int]] = defaultdict(list)
     for index in indices:
         shards[index // shard_size].append(index)
-    pending = {render_shard.remote(job.to_json(), shard): shard for shard in shards.values()}
+    pending = {render_shard.remote(job.to_json(), shard, retries): shard for shard in shards.values()}
     result = PoolResult()
     user_error = None
     while pending:
@@ -76,15 +116,15 @@ def run_ray(job, indices: list[int], shard_size: int, address: str | None, cpus_
                 outcome = ray.get(ref)
             except ray.exceptions.RayError as exc:  # the task's worker died every time it was tried
                 reason = f"Ray task failed: {str(exc).splitlines()[0]}"
-                outcome = [(index, False, reason) for index in shard]
-            for index, ok, detail in outcome:
+                outcome = [(index, False, reason, retries + 1) for index in shard]
+            for index, ok, detail, attempts in outcome:
                 if ok:
                     result.done += 1
                     result.people += detail
                 elif str(detail).startswith("user: "):
                     user_error = str(detail)[len("user: "):]
                 else:
-                    write_failure(job.out, job.identity, index, retries + 1, detail)
+                    write_failure(job.out, job.identity, index, attempts, detail)
                     result.failed[index] = detail
         if on_progress:
             on_progress(result)

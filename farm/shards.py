@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -34,6 +34,7 @@ DONE_DIR = "done"
 FAILED_DIR = "failed"
 MANIFEST_VERSION = 1
 DEFAULT_SHARD_SIZE = 8
+MAX_SAMPLES = 10**8  # sample stems stay 8 digits (sorted by name = sorted by index)
 
 
 def sample_stem(index: int) -> str:
@@ -84,6 +85,31 @@ def read_run(out: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+class RunFileError(ValueError):
+    """DIR/run.json is missing or does not describe a run (one line for the user)."""
+
+
+def read_run_checked(out: Path, need_plan: bool = True) -> dict[str, Any]:
+    """run.json with its fields checked: config_hash (text), seed (whole number) and, with
+    `need_plan`, num_samples and shard_size (whole numbers >= 1); RunFileError otherwise."""
+    path = Path(out) / "run.json"
+    run = read_run(out)
+    if run is None:
+        raise RunFileError(f"{out} holds no render run (no readable {path}): render into it first")
+    problems = []
+    if not isinstance(run.get("config_hash"), str) or not run.get("config_hash"):
+        problems.append("config_hash")
+    if not isinstance(run.get("seed"), int) or isinstance(run.get("seed"), bool):
+        problems.append("seed")
+    plan = {"num_samples": run.get("num_samples"), "shard_size": run.get("shard_size", DEFAULT_SHARD_SIZE)}
+    if need_plan:
+        problems += [k for k, v in plan.items() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+    if problems:
+        raise RunFileError(f"{path} has no valid {', '.join(problems)}: it was not written by this renderer or "
+                           "is damaged; run the render command on the folder again (same --config and --seed)")
+    return run
 
 
 @dataclass(frozen=True)
@@ -176,13 +202,17 @@ def check_sample(out: Path, identity: Identity | None, index: int, verify: bool 
         return SampleState("corrupt", f"{path.name}: {exc}")
     try:
         manifest = json.loads(text)
-        files = manifest["files"]
-        assert isinstance(files, dict) and files and manifest["index"] == index
-    except (ValueError, KeyError, TypeError, AssertionError):
+    except ValueError:
+        manifest = None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if (not isinstance(files, dict) or not files or manifest.get("index") != index
+            or not all(isinstance(want, dict) for want in files.values())):
         return SampleState("corrupt", f"done/{stem}.json is not a valid manifest")
     if identity is not None and (manifest.get("config_hash"), manifest.get("seed")) != (identity.config_hash, identity.seed):
         return SampleState("corrupt", f"done/{stem}.json belongs to another run")
     for name, want in files.items():
+        if not isinstance(name, str) or os.path.isabs(name) or ".." in Path(name).parts:
+            return SampleState("corrupt", f"done/{stem}.json names a file outside the folder")
         file = out / name
         try:
             stat = file.stat()
@@ -225,24 +255,47 @@ def states(out: Path, identity: Identity | None, indices: Iterable[int], verify:
     return {i: check_sample(out, identity, i, verify) for i in indices}
 
 
-_TEMPORARY = re.compile(r"^\..*\.tmp(\d+)(\.[^.]*)?$")
+# Another machine's (or PID namespace's) temporaries cannot be judged by pid: they are left
+# alone for this long after their last write, then taken for the leftovers of a dead writer.
+FOREIGN_TEMPORARY_TIMEOUT_S = 24 * 3600.0
 
 
-def remove_stale_temporaries(out: Path) -> int:
-    """Delete temporary files (see io_utils.temporary_sibling) left by killed processes of this
-    machine: a temporary whose writer's pid no longer runs here. Returns how many."""
+def remove_stale_temporaries(out: Path, foreign_timeout_s: float = FOREIGN_TEMPORARY_TIMEOUT_S) -> int:
+    """Delete our temporary files (io_utils.temporary_sibling: prefix, owner, pid) left by
+    killed writers, in the run's own folders only (DIR itself and io_utils.RUN_FOLDERS):
+    one of this owner (host and PID namespace) whose pid no longer runs, or one of another
+    owner untouched for `foreign_timeout_s`. Nothing else is ever deleted. Returns how many."""
+    from densesynth.io_utils import RUN_FOLDERS, parse_temporary, temporary_owner
+
     removed = 0
     out = Path(out)
-    if not out.is_dir():
-        return 0
-    for folder in [out, *(p for p in out.iterdir() if p.is_dir())]:
-        for path in folder.iterdir():
-            match = _TEMPORARY.match(path.name)
-            if not match or not path.is_file():
+    if not (out / "run.json").is_file():
+        return 0  # not (yet) a folder of ours
+    me = temporary_owner()
+    now = time.time()
+    for folder in [out, *(out / name for name in RUN_FOLDERS)]:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            parsed = parse_temporary(entry.name)
+            if parsed is None or not entry.is_file(follow_symlinks=False):
                 continue
-            if _pid_alive(int(match.group(1))):
-                continue  # still running (ours or a concurrent run): leave it
-            path.unlink(missing_ok=True)
+            owner, pid = parsed
+            if owner == me:
+                if _pid_alive(pid):
+                    continue  # still running (ours or a concurrent run): leave it
+            else:
+                try:
+                    if now - entry.stat(follow_symlinks=False).st_mtime < foreign_timeout_s:
+                        continue
+                except OSError:
+                    continue
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
             removed += 1
     return removed
 

@@ -6,23 +6,20 @@ remaining (not rendered yet). The plan (sample count, shard size) comes from DIR
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from farm.shards import DEFAULT_SHARD_SIZE, Identity, check_sample, read_run, sample_stem, shard_ranges
+from farm.shards import DEFAULT_SHARD_SIZE, Identity, check_sample, read_run_checked, sample_stem, shard_ranges
 
 STATES = ("done", "failed", "corrupt", "todo")
 
 
 def collect_status(out: Path, verify: bool = False) -> dict[str, Any]:
     out = Path(out)
-    run = read_run(out)
-    if run is None or "num_samples" not in run:
-        raise ValueError(f"{out} holds no render run (no readable run.json with num_samples)")
+    run = read_run_checked(out)
     identity = Identity(run["config_hash"], run["seed"])
     shard_size = int(run.get("shard_size", DEFAULT_SHARD_SIZE))
     shards, total, problems = [], Counter(), []
@@ -66,7 +63,9 @@ def format_status(status: dict[str, Any], show_all: bool = False) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m farm status", description=__doc__.splitlines()[0])
+    from densesynth.cli import OneLineArgumentParser
+
+    parser = OneLineArgumentParser(prog="python -m farm status", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the render folder (--out of the render command)")
     parser.add_argument("--verify", action="store_true", help="re-hash every file instead of trusting unchanged ones")
     parser.add_argument("--all", action="store_true", help="list complete shards too")

@@ -174,11 +174,14 @@ def test_farm_option_mistakes_are_one_line(tmp_path, args, needle):
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     from farm.shards import remove_stale_temporaries
 
+    from densesynth.io_utils import temporary_sibling
+
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / "images").mkdir()
-    stale = tmp_path / "images" / f".00000003.beauty.tmp{dead.pid}.png"
-    live = tmp_path / "images" / f".00000004.tmp{os.getpid()}.png"
+    (tmp_path / "run.json").write_text("{}")
+    stale = temporary_sibling(tmp_path / "images" / "00000003.beauty.png", pid=dead.pid)
+    live = temporary_sibling(tmp_path / "images" / "00000004.png")
     kept = tmp_path / "images" / "00000003.png"
     for path in (stale, live, kept):
         path.write_bytes(b"x")

@@ -8,11 +8,18 @@ in exit 1 (run the same command again to retry them).
 The samples 0..N-1 split into shards of --shard-size; --workers processes render them
 (farm/pool.py), finished samples are skipped (farm/shards.py), and the records are merged
 into annotations.json plus a train/val split at the end (farm/merge.py).
+
+--out is resolved against the working folder; `/`, an empty value and a non-empty folder
+without our run.json are refused; one run at a time holds DIR/.densesynth.lock (a second
+refuses in one line, or waits with --wait-lock); a smaller --num-samples than the folder's
+run needs --allow-shrink.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,11 +63,22 @@ def _number_argument(convert, accept, requirement: str):
     return parse
 
 
+MAX_SAMPLES = 10**8  # sample stems stay 8 digits (farm.shards.MAX_SAMPLES)
+MIN_SAMPLE_TIMEOUT_S = 5.0  # below this no sample (Blender scene set-up included) can finish
+
 positive_int = _number_argument(int, lambda v: v >= 1, "at least 1")
+num_samples_int = _number_argument(int, lambda v: 1 <= v <= MAX_SAMPLES, f"in 1 .. {MAX_SAMPLES:,}")
+shard_size_int = _number_argument(int, lambda v: 1 <= v <= 10**6, "in 1 .. 1,000,000")
+samples_per_worker_int = _number_argument(int, lambda v: 1 <= v <= 10**9, "in 1 .. 1,000,000,000")
+cpus_int = _number_argument(int, lambda v: 1 <= v <= 4096, "in 1 .. 4096")
+workers_int = _number_argument(int, lambda v: 0 <= v <= 1024, "in 0 .. 1024")
+retries_int = _number_argument(int, lambda v: 0 <= v <= 100, "in 0 .. 100")
 seed_int = _number_argument(int, lambda v: 0 <= v < 2**63, "in 0 .. 2**63 - 1")
 non_negative_int = _number_argument(int, lambda v: v >= 0, "0 or more")
-positive_float = _number_argument(float, lambda v: v > 0, "more than 0")
-non_negative_float = _number_argument(float, lambda v: v >= 0, "0 or more")
+positive_float = _number_argument(float, lambda v: math.isfinite(v) and v > 0, "a finite number more than 0")
+non_negative_float = _number_argument(float, lambda v: math.isfinite(v) and 0 <= v <= 1024, "in 0 .. 1024")
+timeout_float = _number_argument(float, lambda v: math.isfinite(v) and MIN_SAMPLE_TIMEOUT_S <= v <= 10**7,
+                                 f"at least {MIN_SAMPLE_TIMEOUT_S:g} seconds (a sample needs that to start) and finite")
 
 
 def fraction(text: str) -> float:
@@ -75,8 +93,9 @@ def fraction(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="render.py", description="Render an annotated DensePose dataset.")
-    parser.add_argument("--out", type=Path, required=True, help="output folder (created; resumed if it holds this run)")
-    parser.add_argument("--num-samples", type=positive_int, required=True, help="number of samples")
+    parser.add_argument("--out", required=True,
+                        help="output folder: new, empty, or one of this run (resumed); relative to the working folder")
+    parser.add_argument("--num-samples", type=num_samples_int, required=True, help="number of samples")
     parser.add_argument("--seed", type=seed_int, default=0, help="run seed (default 0)")
     parser.add_argument("--resolution", type=parse_resolution, help="512 or WIDTHxHEIGHT (overrides the config)")
     parser.add_argument("--config", type=Path, help="YAML config; embedded defaults when absent")
@@ -87,28 +106,111 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gender", choices=("random", "female", "male", "neutral"),
                         help="SMPL gender (overrides body.gender)")
     farm = parser.add_argument_group("farm (sharding, workers, resume)")
-    farm.add_argument("--workers", type=non_negative_int, default=1,
+    farm.add_argument("--workers", type=workers_int, default=1,
                       help="worker processes, each with its own Blender (default 1; 0 = render in this process, "
                            "no crash or hang protection); with more than 1, each renders with one Cycles thread")
     farm.add_argument("--executor", choices=("local", "ray"), default="local",
                       help="local: a pool of worker processes here; ray: one Ray task per shard")
     farm.add_argument("--address", help="Ray cluster address (default: start a Ray instance on this machine)")
-    farm.add_argument("--cpus-per-task", type=positive_int, default=1, help="Ray: CPUs (Cycles threads) per shard task")
+    farm.add_argument("--cpus-per-task", type=cpus_int, default=1, help="Ray: CPUs (Cycles threads) per shard task")
     farm.add_argument("--gpus-per-task", type=non_negative_float, default=0.0,
                       help="Ray: GPUs per shard task (set render.device: GPU in the config)")
-    farm.add_argument("--shard-size", type=positive_int, default=8, help="samples per shard (default 8)")
+    farm.add_argument("--shard-size", type=shard_size_int, default=8, help="samples per shard (default 8)")
     farm.add_argument("--shards", help="render only these shards, e.g. 0,3-5 (default all); merge waits for the rest")
-    farm.add_argument("--max-samples-per-worker", type=positive_int, default=500,
+    farm.add_argument("--max-samples-per-worker", type=samples_per_worker_int, default=500,
                       help="restart a worker after this many samples (default 500)")
-    farm.add_argument("--sample-timeout", type=positive_float, default=900.0,
+    farm.add_argument("--sample-timeout", type=timeout_float, default=900.0,
                       help="seconds one sample may take before its worker is killed (default 900)")
-    farm.add_argument("--retries", type=non_negative_int, default=2,
+    farm.add_argument("--retries", type=retries_int, default=2,
                       help="retries of a crashed, hung or failing sample before it is recorded as failed (default 2)")
     farm.add_argument("--verify", action="store_true",
                       help="re-hash every finished file before skipping it (default: re-hash changed files only)")
     farm.add_argument("--val-fraction", type=fraction, default=0.1,
                       help="share of split groups in annotations_val.json (default 0.1; see farm/merge.py)")
+    farm.add_argument("--wait-lock", action="store_true",
+                      help="if another run is using --out, wait for it to end (default: refuse)")
+    farm.add_argument("--allow-shrink", action="store_true",
+                      help="allow a --num-samples below the folder's run (annotations.json then lists fewer)")
     return parser
+
+
+def resolve_out(text: str) -> Path:
+    """--out as an absolute path: relative means the user's working folder (workers run
+    elsewhere); the empty string and the filesystem root are refused."""
+    if not text or not text.strip():
+        raise UserError("--out is empty: give the output folder, e.g. --out ./run1")
+    out = Path(os.path.abspath(os.path.join(os.getcwd(), os.path.expanduser(text))))
+    if out == Path(out.anchor):
+        raise UserError(f"--out {text} is the filesystem root: give a folder of its own, e.g. --out ./run1")
+    return out
+
+
+# Files that may sit in --out before run.json exists (our lock, the writability probe).
+LOCK_NAME = ".densesynth.lock"
+_OUR_EARLY_FILES = {LOCK_NAME, ".densesynth_write_probe"}
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse a folder that holds files but no run of ours: nothing there may be overwritten."""
+    if not out.is_dir() or (out / "run.json").is_file():
+        return
+    try:
+        foreign = [name for name in os.listdir(out) if name not in _OUR_EARLY_FILES]
+    except OSError as exc:
+        raise UserError(f"cannot read --out {out}: {exc.strerror or exc}; choose a readable folder") from None
+    if foreign:
+        raise UserError(f"--out {out} is not empty and holds no DenseSynth run (no run.json; it has "
+                        f"{len(foreign)} entr{'ies' if len(foreign) != 1 else 'y'}, e.g. {sorted(foreign)[0]}): "
+                        "choose a new or empty folder")
+
+
+class OutputLock:
+    """An exclusive lock on an output folder (fcntl.flock on DIR/.densesynth.lock), held for a
+    whole render or merge: a second run on the same folder refuses in one line, or waits."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / LOCK_NAME
+        self.handle = None
+
+    def acquire(self, wait: bool = False) -> None:
+        import fcntl
+        import socket
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")
+        except OSError as exc:
+            raise UserError(f"cannot write to --out {self.path.parent}: {exc.strerror or exc}; "
+                            "choose a writable folder") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"{self.path.parent} is in use by another run ({holder}): wait for it to finish, "
+                            "or pass --wait-lock to wait for it") from None
+        except OSError as exc:
+            handle.close()
+            raise UserError(f"cannot lock --out {self.path.parent} ({exc.strerror or exc}): use a local folder or "
+                            "one on a filesystem with locks") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            import fcntl
+
+            try:
+                self.handle.seek(0)
+                self.handle.truncate()
+                fcntl.flock(self.handle, fcntl.LOCK_UN)
+            finally:
+                self.handle.close()
+                self.handle = None
 
 
 def check_writable(out: Path) -> None:
@@ -121,11 +223,12 @@ def check_writable(out: Path) -> None:
         raise UserError(f"cannot write to --out {out}: {exc.strerror or exc}; choose a writable folder") from None
 
 
-def claim_run(out: Path, config_id: str, seed: int, plan: dict | None = None) -> None:
+def claim_run(out: Path, config_id: str, seed: int, plan: dict | None = None, allow_shrink: bool = False) -> None:
     """Tie the folder to one (config, seed): resuming is safe, mixing two runs is refused.
 
     `plan` ({"num_samples", "shard_size"}) is stored alongside for `status` and `merge`; it
-    may change from run to run (more samples, other shards), the identity may not.
+    may change from run to run (more samples, other shards), the identity may not, and the
+    sample count may only fall with `allow_shrink` (annotations.json would list fewer).
     """
     from .io_utils import atomic_write_text
 
@@ -142,6 +245,12 @@ def claim_run(out: Path, config_id: str, seed: int, plan: dict | None = None) ->
                 f"{out} holds a different run ({run_file}: {existing}); use another --out folder "
                 "or the same --config and --seed to resume it"
             )
+    before = (existing or {}).get("num_samples")
+    wanted_count = (plan or {}).get("num_samples")
+    if isinstance(before, int) and isinstance(wanted_count, int) and wanted_count < before and not allow_shrink:
+        raise UserError(f"--num-samples {wanted_count} is fewer than the {before} samples of the run in {out}: "
+                        f"annotations.json would shrink; pass --num-samples {before} (or more) to resume it, or "
+                        "--allow-shrink to keep only the first ones")
     content = {**(existing or {}), **wanted, **(plan or {})}
     if content != existing:
         atomic_write_text(run_file, json.dumps(content, sort_keys=True) + "\n")
@@ -185,15 +294,46 @@ class Progress:
         print(f"[{finished}/{self.total}] {rate:.2f} samples/s, ETA {eta_text}{failed}", file=sys.stderr, flush=True)
 
 
+def check_options(args: argparse.Namespace, config: dict) -> None:
+    """Options that contradict each other or the config: refused, never silently ignored."""
+    if args.executor != "ray":
+        for option, value in (("--address", args.address), ("--cpus-per-task", args.cpus_per_task != 1 or None),
+                              ("--gpus-per-task", args.gpus_per_task != 0.0 or None)):
+            if value is not None:
+                raise UserError(f"{option} is for --executor ray; the local executor ignores it: add --executor ray "
+                                f"or drop {option}")
+    if config["body"]["kind"] != "smpl":
+        for option, value in (("--gender", getattr(args, "gender", None)), ("--smpl-dir", getattr(args, "smpl_dir", None))):
+            if value is not None:
+                raise UserError(f"{option} applies to SMPL bodies, but the body is {config['body']['kind']}: "
+                                f"add --body smpl (or set body.kind: smpl) or drop {option}")
+    if args.shards is not None and not args.shards.strip():
+        raise UserError("--shards is empty: give shard numbers like 0,3-5, or leave --shards out for all")
+
+
+_LOCK: OutputLock | None = None
+
+
 def run(args: argparse.Namespace) -> int:
     from .config import config_hash, load_config
 
+    global _LOCK
+    args.out = resolve_out(args.out) if isinstance(args.out, str) else Path(os.path.abspath(args.out))
     overrides = {"render.resolution": list(args.resolution)} if args.resolution else {}
     for option, key in (("body", "body.kind"), ("smpl_dir", "body.smpl_dir"), ("gender", "body.gender")):
         if getattr(args, option, None) is not None:
             overrides[key] = str(Path(args.smpl_dir).expanduser().resolve()) if option == "smpl_dir" else getattr(args, option)
     config = load_config(args.config, overrides)
+    check_options(args, config)
+    if args.executor == "ray" and args.address and _import_farm():
+        from farm.ray_executor import check_address
+
+        check_address(args.address)  # before anything is written, and without Ray's minutes of retries
+    check_out_folder(args.out)
     check_writable(args.out)
+    _LOCK = OutputLock(args.out)
+    _LOCK.acquire(wait=getattr(args, "wait_lock", False))
+    check_out_folder(args.out)  # again, now that no other run can be creating it
     config_id = config_hash(config)
     if config["motion"]["clip_folders"]:  # the quality report is printed even with --quiet
         from .motion.catalogue import catalogue
@@ -201,7 +341,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"render.py: {catalogue(tuple(config['motion']['clips']), tuple(config['motion']['clip_folders'])).summary()}",
               file=sys.stderr)
     if not _import_farm():
-        claim_run(args.out, config_id, args.seed)
+        claim_run(args.out, config_id, args.seed, {"num_samples": args.num_samples},
+                  getattr(args, "allow_shrink", False))
         return _run_plain(args, config, config_id)
 
     from farm.merge import MergeError, merge
@@ -210,14 +351,15 @@ def run(args: argparse.Namespace) -> int:
                              shard_range)
 
     shard_count = num_shards(args.num_samples, args.shard_size)
-    if args.shards:
+    if args.shards is not None:
         try:
             selected = parse_shard_selection(args.shards, shard_count)
         except ValueError as exc:
             raise UserError(f"--shards {args.shards}: {exc}") from None
     else:
         selected = list(range(shard_count))
-    claim_run(args.out, config_id, args.seed, {"num_samples": args.num_samples, "shard_size": args.shard_size})
+    claim_run(args.out, config_id, args.seed, {"num_samples": args.num_samples, "shard_size": args.shard_size},
+              getattr(args, "allow_shrink", False))
 
     remove_stale_temporaries(args.out)  # half-written files of killed workers
     identity = Identity(config_id, args.seed)
@@ -276,7 +418,7 @@ def run(args: argparse.Namespace) -> int:
               "run the same command again to retry them; not merged", file=sys.stderr)
         return 1
     try:
-        merged = merge(args.out, args.num_samples, args.val_fraction)
+        merged = merge(args.out, args.num_samples, args.val_fraction, allow_shrink=getattr(args, "allow_shrink", False))
     except MergeError as exc:
         print(f"rendered {result.done} samples into {args.out}; not merged yet: {exc}")
         return 0
@@ -310,6 +452,7 @@ def main(argv: list[str]) -> int:
     """Run the render job on `argv` (the script's own arguments); returns the exit status."""
     args = build_parser().parse_args(argv)
 
+    global _LOCK
     try:
         return run(args)
     except UserError as exc:
@@ -318,3 +461,14 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("render.py: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk, a folder removed under the run: the machine, not the code
+        if exc.errno not in (28, 122, 30, 13, 5):  # ENOSPC, EDQUOT, EROFS, EACCES, EIO
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"render.py: error: {exc.strerror or exc}{where}: free some space or fix the folder, then run the "
+              "same command again to resume", file=sys.stderr)
+        return 2
+    finally:
+        if _LOCK is not None:
+            _LOCK.release()
+            _LOCK = None

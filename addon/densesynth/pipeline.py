@@ -68,6 +68,26 @@ def _distort_keypoints(xy: np.ndarray, visibility: np.ndarray, camera: PinholeCa
     return xy, visibility
 
 
+MIN_BLENDER = (5, 0)  # the label pass's exactness was measured on Blender 5.0 (blender_version.txt: tested)
+
+
+def check_blender_version() -> None:
+    """Refuse an older Blender up front, naming the one required (older ones fail deep in
+    Cycles' settings, or render labels that were never checked)."""
+    from .errors import UserError
+
+    try:
+        import bpy
+    except ImportError:
+        raise UserError("Blender's Python module (bpy) is missing: install Blender "
+                        f"{MIN_BLENDER[0]}.{MIN_BLENDER[1]} or newer, or pip install bpy in the environment") from None
+    version = tuple(getattr(getattr(bpy, "app", None), "version", ()) or ())
+    if tuple(version[:2]) < MIN_BLENDER:
+        found = ".".join(str(v) for v in version) or "of unknown version"
+        raise UserError(f"Blender {found} is too old: DenseSynth needs Blender {MIN_BLENDER[0]}.{MIN_BLENDER[1]} "
+                        "or newer (see blender_version.txt and the README); install it and run with that one")
+
+
 def load_bodies(cfg: dict[str, Any]) -> dict[str, Any]:
     """The body kinds a config draws from, loaded once per process."""
     if cfg["kind"] == "smpl":
@@ -112,6 +132,7 @@ class SampleRenderer:
 
     def __init__(self, config: dict[str, Any], config_id: str, run_seed: int, out_dir: Path,
                  debug_geometry: bool = False):
+        check_blender_version()
         from .render.blender_scene import BlenderScene, PersonMesh  # bpy only from here on
 
         self.config, self.config_id, self.run_seed = config, config_id, run_seed
@@ -176,32 +197,43 @@ class SampleRenderer:
             brightness = backdrop_brightness(backdrop) if spec["lights"]["steer_by_backdrop"] else 1.0
             self.scene.set_lights(spec["lights"], people[0].vertices.mean(axis=0), brightness)
         beauty_path = temporary_sibling(out / "images" / f"{stem}.beauty.png")
-        with _Timer(self.times, "beauty_pass"):
-            r = spec["render"]
-            self.scene.render_beauty(beauty_path, r["beauty_samples"], r["denoise"], r["cycles_seed"], r["shadow_catcher"])
         exr_path = out / "iuv" / f"{stem}.exr"
-        with _Timer(self.times, "label_pass"):
-            self.scene.render_labels(exr_path)
-            person_index = self._render_person_index(stem) if len(people) > 1 else None
-        with _Timer(self.times, "decode_annotate"):
-            image, alpha = self._composite(backdrop, beauty_path)
-            maps = read_iuv_exr(exr_path)
-            if person_index is not None:
-                maps = dataclasses.replace(maps, person_index=np.where(maps.I > 0, person_index, 0))
-            image, maps, effects = self._image_effects(spec, camera, image, alpha, maps)
-            image_name = self._write_image(spec, image)
-            if effects.changed_labels:
-                # iuv/ always describes images/: Blender's own render moves to iuv_raw/.
-                (out / "iuv_raw").mkdir(exist_ok=True)
-                os.replace(exr_path, out / "iuv_raw" / f"{stem}.exr")
-                write_iuv_exr(exr_path, maps)
-            write_fine_png(out / "labels24" / f"{stem}.png", maps)
-            write_coarse_png(out / "labels14" / f"{stem}.png", maps)
-            write_iuv_png(out / "iuv_png" / f"{stem}.png", maps)
-            if person_index is not None:
-                write_png(out / "persons" / f"{stem}.png", maps.person_index.astype(np.uint8))
-            scene_mesh = self._scene_mesh(kinds, people)
-            record = self._annotate(spec, camera, people, scene_mesh, maps, image_name, effects)
+        # The label pass is rendered into, and read back from, this process's own temporary;
+        # only a finished file is renamed to its final name (another process rendering the
+        # same sample can never hand us its labels, nor we it ours).
+        label_tmp = temporary_sibling(exr_path)
+        try:
+            with _Timer(self.times, "beauty_pass"):
+                r = spec["render"]
+                self.scene.render_beauty(beauty_path, r["beauty_samples"], r["denoise"], r["cycles_seed"],
+                                         r["shadow_catcher"])
+            with _Timer(self.times, "label_pass"):
+                self.scene.render_labels(label_tmp)
+                person_index = self._render_person_index(stem) if len(people) > 1 else None
+            with _Timer(self.times, "decode_annotate"):
+                image, alpha = self._composite(backdrop, beauty_path)
+                maps = read_iuv_exr(label_tmp)
+                if person_index is not None:
+                    maps = dataclasses.replace(maps, person_index=np.where(maps.I > 0, person_index, 0))
+                image, maps, effects = self._image_effects(spec, camera, image, alpha, maps)
+                image_name = self._write_image(spec, image)
+                if effects.changed_labels:
+                    # iuv/ always describes images/: Blender's own render moves to iuv_raw/.
+                    (out / "iuv_raw").mkdir(exist_ok=True)
+                    os.replace(label_tmp, out / "iuv_raw" / f"{stem}.exr")
+                    write_iuv_exr(exr_path, maps)
+                else:
+                    os.replace(label_tmp, exr_path)
+                write_fine_png(out / "labels24" / f"{stem}.png", maps)
+                write_coarse_png(out / "labels14" / f"{stem}.png", maps)
+                write_iuv_png(out / "iuv_png" / f"{stem}.png", maps)
+                if person_index is not None:
+                    write_png(out / "persons" / f"{stem}.png", maps.person_index.astype(np.uint8))
+                scene_mesh = self._scene_mesh(kinds, people)
+                record = self._annotate(spec, camera, people, scene_mesh, maps, image_name, effects)
+        finally:  # a failed sample leaves none of its temporaries behind
+            label_tmp.unlink(missing_ok=True)
+            beauty_path.unlink(missing_ok=True)
         if self.debug_geometry:
             self._write_geometry(stem, people, scene_mesh, camera, effects)
         write_spec(out / "specs" / f"{stem}.json", spec)

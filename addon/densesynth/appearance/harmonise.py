@@ -16,12 +16,14 @@ Learned harmonisers plug in by name. A harmoniser is any callable
 :class:`Harmoniser` protocol) giving its *full-strength* result; register it with
 :func:`register_harmoniser` (e.g. in a plug-in module's import) and select it in the
 config by name; :func:`harmonise` applies the strength and keeps the background exact for
-every method. A name of the form ``"package.module:function"`` is imported on first use,
-so a config can name a harmoniser without any registration code.
+every method. An installed package can also offer one without any import by the user: an
+entry point in the group ``densesynth.harmonisers`` (``[project.entry-points.
+"densesynth.harmonisers"] my-harmoniser = "my_package.module:function"`` in its
+pyproject.toml) is selectable by its name. A config names harmonisers only; it never
+names a module to import (a data file must not run code).
 """
 from __future__ import annotations
 
-import importlib
 from typing import Protocol, runtime_checkable
 
 import cv2
@@ -127,30 +129,45 @@ def register_harmoniser(name: str, fn: Harmoniser, overwrite: bool = False) -> N
     _REGISTRY[name] = fn
 
 
+ENTRY_POINT_GROUP = "densesynth.harmonisers"
+
+
+def _entry_points() -> list:
+    """Installed plug-ins: the entry points of :data:`ENTRY_POINT_GROUP` (not loaded yet)."""
+    from importlib import metadata
+
+    try:
+        return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    except Exception:  # a broken distribution's metadata must not stop the render
+        return []
+
+
 def harmoniser_names() -> list[str]:
-    """Registered names, sorted."""
-    return sorted(_REGISTRY)
+    """Registered and installed (entry point) names, sorted."""
+    return sorted(set(_REGISTRY) | {entry.name for entry in _entry_points()})
 
 
 def get_harmoniser(name: str) -> Harmoniser:
-    """The harmoniser registered as ``name``, or ``"package.module:function"`` imported.
+    """The harmoniser registered as ``name``, or the installed entry point of that name.
 
-    Raises :class:`UserError` (one line, listing the known names) for an unknown name or an
-    import path that does not resolve to a callable.
+    Raises :class:`UserError` (one line, listing the known names) for any other name; a
+    ``"package.module:function"`` string is never imported.
     """
-    if name in _REGISTRY:
+    if isinstance(name, str) and name in _REGISTRY:
         return _REGISTRY[name]
-    if isinstance(name, str) and ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise UserError(f"cannot import harmoniser {name!r}: {exc}") from exc
-        if not callable(fn):
-            raise UserError(f"harmoniser {name!r} is not callable")
-        return fn
-    raise UserError(f"unknown harmoniser {name!r}: use one of {', '.join(harmoniser_names())} "
-                    "or 'package.module:function'")
+    for entry in _entry_points() if isinstance(name, str) and ":" not in name else []:
+        if entry.name == name:
+            try:
+                fn = entry.load()
+            except Exception as exc:
+                raise UserError(f"harmoniser {name!r} (entry point {entry.value} of {ENTRY_POINT_GROUP}) "
+                                f"does not load: {type(exc).__name__}: {exc}; reinstall its package") from None
+            if not callable(fn):
+                raise UserError(f"harmoniser {name!r} (entry point {entry.value}) is not callable")
+            _REGISTRY[name] = fn
+            return fn
+    raise UserError(f"unknown harmoniser {name!r}: use one of {', '.join(harmoniser_names())}, or install a "
+                    f"package offering it as an entry point of group {ENTRY_POINT_GROUP}")
 
 
 def harmonise(image: np.ndarray, person_alpha: np.ndarray, strength: float, method: str = "reinhard") -> np.ndarray:

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..decode.iuv_exr import IUVMaps
 from ..errors import UserError
+from .image_files import image_files, read_image
 
 __all__ = [
     "DEFAULT_OCCLUDERS",
@@ -219,14 +220,12 @@ def load_occluders(folder: str | os.PathLike) -> dict[str, np.ndarray]:
 @functools.lru_cache(maxsize=4)
 def _read_folder(folder: str, mtime_ns: int) -> tuple[tuple[str, np.ndarray], ...]:
     path = Path(folder)
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(path, IMAGE_SUFFIXES, recursive=False)
     if not files:
         raise UserError(f"occluder folder {str(path)!r} holds no RGBA images ({', '.join(IMAGE_SUFFIXES)})")
     out = []
     for file in files:
-        image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise UserError(f"cannot read occluder image {str(file)!r}: not a valid image file")
+        image = read_image(file, cv2.IMREAD_UNCHANGED, "occluder image")
         if image.ndim != 3 or image.shape[2] != 4:
             raise UserError(f"occluder image {str(file)!r} has no alpha channel: save it as RGBA")
         if image.dtype == np.uint16:

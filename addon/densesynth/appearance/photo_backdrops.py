@@ -9,7 +9,6 @@ with people (harder negatives), read from the annotation file itself.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from .image_files import image_files, read_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 # Photographs shipped inside scikit-image's wheel, with clear licences (assets_manifest.yaml):
@@ -77,9 +77,7 @@ def _folder_catalogue(folder: str) -> tuple[Path, tuple[str, ...]]:
     root = Path(folder).expanduser()
     if not folder or not root.is_dir():
         raise UserError(f"backdrop folder '{folder}' does not exist: set backdrop.folder to a folder of photographs")
-    names = tuple(sorted(
-        str(path.relative_to(root)) for path in root.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES
-    ))
+    names = tuple(str(path.relative_to(root)) for path in image_files(root, IMAGE_SUFFIXES))
     if not names:
         raise UserError(f"backdrop folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return root, names
@@ -126,9 +124,7 @@ def photo_backdrop(params: dict, cfg: dict, width: int, height: int) -> np.ndarr
     """(H, W, 3) float32 RGB in [0, 1]: the photo scaled to cover the frame, cropped, maybe flipped."""
     root, _ = catalogue(cfg)
     path = root / params["file"]
-    image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"backdrop image {path} cannot be read: replace or remove the file")
+    image = read_image(path, cv2.IMREAD_COLOR, "backdrop image")
     scale = max(width / image.shape[1], height / image.shape[0]) * params["zoom"]
     resized = cv2.resize(image, (max(width, round(image.shape[1] * scale)), max(height, round(image.shape[0] * scale))),
                          interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)

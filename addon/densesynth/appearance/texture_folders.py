@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import UserError
 from .clothing import FEET, HANDS, HEAD, LOWER_ARMS, LOWER_LEGS, TORSO, UPPER_ARMS, UPPER_LEGS
+from .image_files import image_files, read_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 REGIONS = {"torso": TORSO, "arms": UPPER_ARMS + LOWER_ARMS, "legs": UPPER_LEGS + LOWER_LEGS, "head": HEAD,
@@ -34,10 +35,9 @@ def texture_catalogue(folder: str) -> dict[str, tuple[str, ...]]:
     sets = {}
     for gender in ("male", "female"):
         if (root / gender).is_dir():
-            sets[gender] = tuple(sorted(str(p.relative_to(root)) for p in (root / gender).rglob("*")
-                                        if p.suffix.lower() in IMAGE_SUFFIXES))
+            sets[gender] = tuple(str(p.relative_to(root)) for p in image_files(root / gender, IMAGE_SUFFIXES))
     if not sets:
-        sets["any"] = tuple(sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        sets["any"] = tuple(str(p.relative_to(root)) for p in image_files(root, IMAGE_SUFFIXES))
     if not any(sets.values()):
         raise UserError(f"texture folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return sets
@@ -54,9 +54,7 @@ def draw_folder_textures(d, folder: str, gender: str, mix_parts: bool) -> dict:
 
 @lru_cache(maxsize=32)
 def _load(path: str, size: int) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"texture image {path} cannot be read: replace or remove the file")
+    image = read_image(path, cv2.IMREAD_COLOR, "texture image")
     # Texture images are stored top row = V 1; Blender's pixel order starts at V 0.
     resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)[::-1, :, ::-1]
     return np.ascontiguousarray(resized, dtype=np.float32) / 255.0

@@ -8,8 +8,12 @@ https://smpl.is.tue.mpg.de and points us at them (``--smpl-dir DIR``). Two layou
   convention ``SMPL_{FEMALE,MALE,NEUTRAL}.pkl``): Python 2 pickles holding chumpy ``Ch``
   objects and a ``scipy.sparse`` ``J_regressor``. chumpy does not import on current NumPy,
   so :class:`_SmplUnpickler` reads them with ``encoding="latin1"`` and small stand-ins for
-  chumpy's and scipy.sparse's classes; it refuses every other class (a pickle may only
-  hold arrays, sparse matrices and chumpy wrappers), so a stray pickle can run no code.
+  chumpy's and scipy.sparse's classes. It resolves exactly the (module, name) pairs of
+  :data:`SMPL_PICKLE_GLOBALS` (NumPy's ``_reconstruct``/``scalar``/``_frombuffer``,
+  ``ndarray``, ``dtype``; chumpy's ``Ch`` and a few expression classes; scipy.sparse's
+  ``csc_matrix``/``csr_matrix``; builtin containers; ``copy_reg._reconstructor``;
+  Latin-1 ``_codecs.encode``), never by prefix and never a dotted name, and imports
+  nothing a file names, so a booby-trapped pickle can run no code.
 * a chumpy-free ``.npz`` with the same keys, written by :func:`convert` (next to the
   ``.pkl`` with the same stem) or by other tools (smplx accepts it too).
 
@@ -117,24 +121,88 @@ def _standin(module: str, name: str) -> type:
     return _STANDINS[key]
 
 
-_BUILTINS = {"object", "set", "frozenset", "list", "dict", "tuple", "complex", "bytearray", "slice"}
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    """`_codecs.encode` as protocol-2 pickles written by Python 3 use it for bytes, for
+    Latin-1 only: no other codec (zlib, bz2, ...) is reachable from a file."""
+    if not isinstance(text, str) or str(encoding).lower().replace("_", "-") not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"unexpected object _codecs.encode({encoding!r})")
+    return text.encode("latin1", errors if errors in ("strict",) else "strict")
+
+
+def _numpy_reconstructors() -> dict[tuple[str, str], object]:
+    """NumPy's array and scalar reconstruction functions, taken from NumPy's own pickles (so
+    nothing is imported by a name read from a file), under both module names NumPy used."""
+    reconstruct = np.arange(1).__reduce__()[0]  # numpy.core.multiarray._reconstruct
+    scalar = np.float64(0).__reduce__()[0]  # numpy.core.multiarray.scalar
+    frombuffer = np.arange(1).__reduce_ex__(5)[0]  # numpy.core.numeric._frombuffer (protocol 5)
+    table: dict[tuple[str, str], object] = {}
+    for core in ("numpy.core", "numpy._core"):
+        table[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        table[(f"{core}.multiarray", "scalar")] = scalar
+        if getattr(frombuffer, "__name__", "") == "_frombuffer":
+            table[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    table[("numpy", "ndarray")] = np.ndarray
+    table[("numpy", "dtype")] = np.dtype
+    return table
+
+
+# The chumpy classes SMPL's files hold: 'Ch' wraps every array; SMPLify's and some re-saved
+# models also keep expressions (J as a transpose or Select, v_shaped as an add, ...). They
+# become inert stand-ins (never chumpy itself); their value is read from 'x' (see _plain).
+_CHUMPY_CLASSES = {
+    "chumpy": ("Ch",),
+    "chumpy.ch": ("Ch", "MatVecMult"),
+    "chumpy.reordering": ("Select", "transpose", "Permute", "Reorder", "reshape", "Concatenate", "Transpose"),
+    "chumpy.ch_ops": ("add", "subtract", "multiply", "divide", "dot", "power", "negative", "sum"),
+}
+# scipy.sparse's compressed matrices (J_regressor, J_regressor_prior) under the module names
+# scipy pickled them with: old (scipy.sparse.csc), current (scipy.sparse._csc) and public.
+_SPARSE_CLASSES = {
+    "scipy.sparse": ("csc_matrix", "csr_matrix"),
+    "scipy.sparse.csc": ("csc_matrix",),
+    "scipy.sparse.csr": ("csr_matrix",),
+    "scipy.sparse._csc": ("csc_matrix",),
+    "scipy.sparse._csr": ("csr_matrix",),
+}
+# Builtin containers (protocol-2 sets, copy_reg reconstruction of plain objects).
+_BUILTIN_CLASSES = {"object": object, "set": set, "frozenset": frozenset, "list": list, "dict": dict,
+                    "tuple": tuple, "bytearray": bytearray}
+
+
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    import copyreg
+
+    table: dict[tuple[str, str], object] = dict(_numpy_reconstructors())
+    for module, names in {**_CHUMPY_CLASSES, **_SPARSE_CLASSES}.items():
+        for name in names:
+            table[(module, name)] = _standin(module, name)
+    for module in ("__builtin__", "builtins"):
+        for name, value in _BUILTIN_CLASSES.items():
+            table[(module, name)] = value
+    for module in ("copy_reg", "copyreg"):
+        table[(module, "_reconstructor")] = copyreg._reconstructor
+    table[("_codecs", "encode")] = _latin1_encode
+    return table
+
+
+#: Every global a real SMPL v1.0 / v1.1 pickle (or a Python 3 re-save of one) needs, as
+#: exact (module, name) pairs: nothing else is ever looked up, imported or called.
+SMPL_PICKLE_GLOBALS: dict[tuple[str, str], object] = _allowed_globals()
 
 
 class _SmplUnpickler(pickle.Unpickler):
-    """Unpickles NumPy arrays; chumpy and scipy.sparse objects become stand-ins; nothing else."""
+    """Unpickles exactly :data:`SMPL_PICKLE_GLOBALS`: NumPy arrays, chumpy and scipy.sparse
+    stand-ins, builtin containers; any other global (a module prefix, a dotted name, a
+    function) is refused before anything is imported."""
 
     def find_class(self, module: str, name: str):
-        if module == "chumpy" or module.startswith("chumpy.") or module.startswith("scipy.sparse"):
-            return _standin(module, name)
-        if module == "numpy" or module.startswith("numpy."):
-            return super().find_class(module, name)
-        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
-            return super().find_class(module, name)
-        if module in ("__builtin__", "builtins") and name in _BUILTINS:
-            return super().find_class(module, name)
-        if module == "_codecs" and name == "encode":  # bytes in protocol-2 pickles written by Python 3
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+        try:
+            return SMPL_PICKLE_GLOBALS[(module, name)]
+        except (KeyError, TypeError):
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name}") from None
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("unexpected object (persistent id)")
 
 
 def _plain(value, key: str, path: Path):
@@ -165,11 +233,6 @@ def _sparse_to_dense(value: _Opaque, state, key: str, path: Path) -> np.ndarray:
             cls = sp.csc_matrix if name.startswith("csc") else sp.csr_matrix
             matrix = cls((np.asarray(state["data"]), np.asarray(state["indices"]), np.asarray(state["indptr"])),
                          shape=tuple(int(n) for n in shape))
-        elif name.startswith("coo"):
-            row = state.get("row", state.get("coords", (None, None))[0])
-            col = state.get("col", state.get("coords", (None, None))[1])
-            matrix = sp.coo_matrix((np.asarray(state["data"]), (np.asarray(row), np.asarray(col))),
-                                   shape=tuple(int(n) for n in shape))
         else:
             raise KeyError(name)
         return np.asarray(matrix.toarray())
@@ -215,7 +278,7 @@ def _read_raw(path: Path) -> dict:
                             f"SMPL .pkl from {DOWNLOAD} or its converted .npz") from None
         raise UserError(f"{path}: cannot unpickle the SMPL file ({exc}): {refetch}") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError,
-            UnicodeDecodeError, ImportError) as exc:
+            UnicodeDecodeError, ImportError, RecursionError, OverflowError) as exc:
         raise UserError(f"{path}: cannot unpickle the SMPL file ({type(exc).__name__}): {refetch}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: holds a {type(data).__name__}, not an SMPL model dictionary: "

@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,41 @@ PROBABILITIES = {"motion.mirror_probability", "appearance.long_sleeve_probabilit
                  "camera_effects.noise_probability", "camera_effects.jpeg_probability"}
 
 
+# Keys naming a folder or file: a relative one means the user's working folder (made
+# absolute when the config is loaded, so that worker processes started elsewhere agree).
+PATH_KEYS = ("body.smpl_dir", "appearance.texture_folder", "occluders.folder", "backdrop.folder",
+             "backdrop.coco_annotations", "backdrop.coco_images")
+PATH_LISTS = ("motion.clip_folders",)
+
+# Numeric bounds [low, high] per key (every element of a range); `None` = unbounded there.
+# A low bound in POSITIVE is exclusive (> low). Every number of the config must also be finite.
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "render.beauty_samples": (1, 65536), "render.threads": (0, 4096), "body.num_betas": (1, 300),
+    "people.spacing_m": (0, 100), "people.min_gap_m": (0, 100),
+    "camera.focal_length_mm": (0, 2000), "camera.sensor_width_mm": (0, 200), "camera.elevation_deg": (-89, 89),
+    "camera.roll_deg": (-180, 180), "camera.azimuth_deg": (-360, 360), "camera.look_at_jitter": (0, 1),
+    "lights.sun_strength": (0, 1000), "lights.sun_elevation_deg": (-90, 90), "lights.sun_azimuth_deg": (-360, 360),
+    "lights.area_power_w": (0, 1e6), "lights.area_distance_m": (0, 100), "lights.ambient_strength": (0, 1000),
+    "lights.color_temperature_k": (1000, 40000), "appearance.texture_size": (16, 8192),
+    "appearance.pattern_scale": (0, 1e4), "appearance.roughness": (0, 1), "harmonise.strength": (0, 1),
+    "occluders.count": (0, 64), "occluders.scale": (0, 10), "occluders.pole_scale": (0, 10),
+    "occluders.rotation_deg": (0, 360), "occluders.feather_px": (0, 100), "occluders.default_set_size": (0, 1000),
+    "lens.strength": (0, 10), "lens.max_shift_fraction": (0, 1),
+    "camera_effects.gaussian_sigma_px": (0, 100), "camera_effects.motion_length_px": (0, 1000),
+    "camera_effects.gain": (0, 1), "camera_effects.read_noise": (0, 1), "camera_effects.jpeg_quality": (1, 100),
+    "annotation.points_per_person": (1, 100000),
+}
+POSITIVE = {"camera.focal_length_mm", "camera.sensor_width_mm", "people.spacing_m", "lights.area_distance_m",
+            "appearance.pattern_scale", "occluders.scale", "occluders.pole_scale"}
+# Camera rigs: [height m, distance m, azimuth deg, focal length mm].
+RIG_BOUNDS = ((-100.0, 1000.0, False), (0.0, 1000.0, True), (-360.0, 360.0, False), (0.0, 2000.0, True))
+
+# A config is a small hand-written file: anything larger or deeper is refused before parsing.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 32
+MAX_CONFIG_NODES = 100_000
+
+
 class ConfigError(UserError):
     """A configuration file or value that cannot be used."""
 
@@ -64,7 +101,21 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     for dotted, value in (overrides or {}).items():
         _set_dotted(config, dotted, value, source="command line")
     _validate(config, source)
+    _absolute_paths(config)
     return config
+
+
+def _absolute_paths(config: dict[str, Any]) -> None:
+    """Relative folders mean the user's working folder (never the repository or a worker's)."""
+    def absolute(text: str) -> str:
+        return os.path.normpath(os.path.join(os.getcwd(), os.path.expanduser(text))) if text else text
+
+    for dotted in PATH_KEYS:
+        section, key = dotted.split(".")
+        config[section][key] = absolute(config[section][key])
+    for dotted in PATH_LISTS:
+        section, key = dotted.split(".")
+        config[section][key] = [absolute(entry) for entry in config[section][key]]
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -73,16 +124,83 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+class _LimitedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses deep nesting and aliases that expand a small file into
+    a huge document (the 'billion laughs'), while composing, before anything is built."""
+
+    def __init__(self, stream, path: Path):
+        super().__init__(stream)
+        self._path, self._depth, self._nodes = path, 0, 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        if self._depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"config file {self._path} nests deeper than {MAX_CONFIG_DEPTH} levels: "
+                              "a config has sections of keys, not deep structures")
+        try:
+            if self.check_event(yaml.AliasEvent):
+                # An alias re-uses a node: count what it stands for, so that aliases of aliases
+                # cannot grow the document exponentially.
+                event = self.peek_event()
+                node = self.anchors.get(event.anchor)
+                if node is not None:
+                    self._count(_node_size(node))
+            node = super().compose_node(parent, index)
+            self._count(1)
+            return node
+        finally:
+            self._depth -= 1
+
+    def _count(self, nodes: int) -> None:
+        self._nodes += nodes
+        if self._nodes > MAX_CONFIG_NODES:
+            raise ConfigError(f"config file {self._path} expands to more than {MAX_CONFIG_NODES} values "
+                              "(YAML aliases?): write the values out, a config needs few")
+
+
+def _node_size(node, _seen: int = 0) -> int:
+    """Values a composed node stands for (each alias counted again)."""
+    stack, count = [node], 0
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            return count
+        if isinstance(item, yaml.SequenceNode):
+            stack.extend(item.value)
+        elif isinstance(item, yaml.MappingNode):
+            for key, value in item.value:
+                stack.extend((key, value))
+    return count
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc}): check the path") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: "
+                          "pass the YAML config, not a data file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    try:
+        loader = _LimitedLoader(text, path)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"config file {path} is not valid YAML{where}: fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests too deeply: a config has sections of keys") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -142,6 +260,8 @@ def _coerce(dotted: str, default: Any, value: Any, source: str) -> Any:
             raise fail("a number")
         if isinstance(default, int) and not isinstance(value, int):
             raise fail("a whole number")
+        if not _finite(value):
+            raise fail("a finite number")
         return value
     if isinstance(default, str):
         if not isinstance(value, str):
@@ -155,6 +275,10 @@ def _coerce(dotted: str, default: Any, value: Any, source: str) -> Any:
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
             ):
                 raise fail(f"a list of {len(default)} numbers")
+            if not all(_finite(v) for v in value):
+                raise fail(f"a list of {len(default)} finite numbers")
+            if all(isinstance(d, int) for d in default) and not all(isinstance(v, int) for v in value):
+                raise fail(f"a list of {len(default)} whole numbers")
         elif default and all(isinstance(d, str) for d in default) or dotted in STRING_LISTS:
             if not all(isinstance(v, str) for v in value):
                 raise fail("a list of names")
@@ -162,7 +286,37 @@ def _coerce(dotted: str, default: Any, value: Any, source: str) -> Any:
     return value
 
 
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value) and abs(value) <= 1e12
+    except (OverflowError, TypeError):
+        return False
+
+
+def _check_bounds(config: dict[str, Any], source: str) -> None:
+    """The one numeric rule: every value of a key within its documented bounds."""
+    for dotted, (low, high) in BOUNDS.items():
+        value = _get(config, dotted)
+        for item in value if isinstance(value, list) else [value]:
+            below = low is not None and (item <= low if dotted in POSITIVE else item < low)
+            if below or (high is not None and item > high):
+                where = ("more than " if dotted in POSITIVE else "at least ") + f"{low:g}"
+                raise ConfigError(f"config {source}: '{dotted}' must be {where} and at most {high:g}, got {value!r}")
+    for name, rig in config["camera"]["rigs"].items():
+        for item, (low, high, positive), what in zip(rig, RIG_BOUNDS, ("height", "distance", "azimuth", "focal length")):
+            if not _finite(item) or (item <= low if positive else item < low) or item > high:
+                raise ConfigError(f"config {source}: 'camera.rigs.{name}' {what} must lie in {low:g}..{high:g}, got {rig!r}")
+
+
 def _validate(config: dict[str, Any], source: str) -> None:
+    _check_bounds(config, source)
+    from ..appearance.harmonise import harmoniser_names  # local: cv2 only when validating
+
+    method = config["harmonise"]["method"]
+    if method not in harmoniser_names():
+        raise ConfigError(f"config {source}: 'harmonise.method' {method!r} is not a known harmoniser: use one of "
+                          f"{', '.join(harmoniser_names())} (plug-ins: an installed entry point of group "
+                          "densesynth.harmonisers; a config never names a module to import)")
     for dotted, choices in CHOICES.items():
         value = _get(config, dotted)
         if value not in choices:
