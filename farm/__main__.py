@@ -4,6 +4,7 @@
   python -m farm status DIR [--verify] [--all] [--json]
   python -m farm merge DIR [--val-fraction F] [--allow-partial]
   python -m farm report DIR                               (the same as farm/report.py)
+  python -m farm charts --out FILE [--body smpl --smpl-dir DIR]   (charts.npz for the trainer)
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 
 from farm.bootstrap import add_paths
 
-COMMANDS = ("render", "status", "merge", "report")
+COMMANDS = ("render", "status", "merge", "report", "charts")
 
 
 def main(argv: list[str]) -> int:
@@ -32,6 +33,10 @@ def main(argv: list[str]) -> int:
         from farm.report import main as report_main
 
         return report_main(rest)
+    if command == "charts":
+        from densesynth.annotate.chart_surface import main as charts_main
+
+        return charts_main(rest)
     from densesynth.cli import main as render_main
 
     return render_main(rest)

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from .errors import UserError
+from .annotate.chart_surface import CHARTS_FILE, write_chart_surface
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -382,6 +383,8 @@ def run(args: argparse.Namespace) -> int:
 
     if todo and config["body"]["kind"] == "anny":
         ensure_anny_archive()  # export the body once here, not in every worker at the same time
+    if todo or not (args.out / CHARTS_FILE).is_file():
+        write_chart_surface(args.out / CHARTS_FILE, config["body"])  # what the trainer's (I, U, V) mean
     # One Cycles thread per worker when several share the machine: execution only, so the
     # config hash (the run's identity) is computed before and does not change.
     threads = args.cpus_per_task if args.executor == "ray" else (1 if args.workers > 1 else None)
@@ -432,6 +435,7 @@ def _run_plain(args: argparse.Namespace, config: dict, config_id: str) -> int:
     from .pipeline import SampleRenderer, write_annotations
 
     renderer = SampleRenderer(config, config_id, args.seed, args.out, debug_geometry=args.debug_geometry)
+    write_chart_surface(args.out / CHARTS_FILE, config["body"])
     records = []
     for index in range(args.num_samples):
         spec = renderer.draw_spec(index)
