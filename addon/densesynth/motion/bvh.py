@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +198,8 @@ def read_bvh(path: Path | str) -> BvhData:
 
     def joint(parent: int) -> None:
         name, line = take()
+        while pos < len(tokens) and tokens[pos][1] == line and tokens[pos][0] != "{":
+            name += " " + take()[0]  # names with spaces ("Bip01 L Thigh") run to the end of the line
         index = len(names)
         names.append(name)
         parents.append(parent)
@@ -284,82 +286,227 @@ def read_bvh(path: Path | str) -> BvhData:
 
 
 # Name maps ----------------------------------------------------------------------------
-def _canonical_name(name: str) -> str:
-    return _MIXAMO_PREFIX.sub("", name)
+@dataclass
+class ConversionReport:
+    """What a conversion did with one file: the mapping used, what was dropped and why."""
+
+    source: str = ""
+    family: str = ""
+    mapping: dict[str, str] = field(default_factory=dict)  # SMPL joint -> source joint
+    dropped: list[str] = field(default_factory=list)  # "spine1 (LowerBack): why"
+    unused: list[str] = field(default_factory=list)  # source joints no SMPL joint uses
+    frame: str = ""  # up / forward / units and how they were found
+    notes: list[str] = field(default_factory=list)  # calibration frames, ground, fit ...
+
+    def lines(self) -> list[str]:
+        out = [f"{self.source}: skeleton {self.family}"] if self.family else [f"{self.source}:"]
+        if self.mapping:
+            out.append("  mapping: " + ", ".join(f"{k} <- {v}" for k, v in self.mapping.items()))
+        out += [f"  dropped: {d}" for d in self.dropped]
+        if self.unused:
+            shown = ", ".join(self.unused[:12]) + (f" (+{len(self.unused) - 12} more)" if len(self.unused) > 12 else "")
+            out.append(f"  not used (follow their parents): {shown}")
+        if self.frame:
+            out.append(f"  frame: {self.frame}")
+        out += [f"  {n}" for n in self.notes]
+        return out
+
+
+def _path_to_root(parents: np.ndarray, j: int) -> list[int]:
+    out = [j]
+    while parents[out[-1]] >= 0:
+        out.append(int(parents[out[-1]]))
+    return out
+
+
+def _common_ancestor(parents: np.ndarray, joints: list[int]) -> int:
+    paths = [_path_to_root(parents, j) for j in joints]
+    shared = set(paths[0]).intersection(*map(set, paths[1:]))
+    return next(a for a in paths[0] if a in shared)
+
+
+def _infer_spine(names: list[str], parents: np.ndarray, found: dict[str, int]) -> dict[str, int]:
+    """spine1..3 from the structure: the chain from the pelvis up to the joint carrying the
+    neck and both collars (or shoulders)."""
+    top = found.get("neck", found.get("head"))
+    arms = [found.get(f"{s}_collar", found.get(f"{s}_shoulder")) for s in ("left", "right")]
+    if top is None or None in arms or "pelvis" not in found:
+        return {}
+    chest = _common_ancestor(parents, [top, *arms])
+    if chest == found.get("neck") and parents[chest] >= 0:  # Biped: clavicles hang from the neck
+        chest = int(parents[chest])
+    path = _path_to_root(parents, chest)
+    if found["pelvis"] not in path or chest == found["pelvis"]:
+        return {}
+    chain = path[:path.index(found["pelvis"])][::-1]  # pelvis child ... chest
+    out = {"spine3": chain[-1]}
+    if len(chain) >= 2:
+        out["spine1"] = chain[0]
+    if len(chain) >= 3:
+        out["spine2"] = chain[len(chain) // 2]
+    return out
 
 
 def resolve_joint_map(bvh_names: list[str], joint_map: Mapping[str, str] | None = None,
-                      where: str = "BVH file") -> dict[int, int]:
-    """SMPL joint -> BVH joint index. A user map {bvh_joint: smpl_joint_name} wins; otherwise
-    the CMU or Mixamo map (whichever matches more joints). Raises MotionFileError when the
-    required joints are not all mapped."""
+                      where: str = "BVH file", parents: np.ndarray | None = None,
+                      report: ConversionReport | None = None) -> dict[int, int]:
+    """SMPL joint -> BVH joint index. A user map {bvh_joint: smpl_joint} wins; otherwise the
+    built-in family (see `name_maps`) that names the most joints, with the spine found from
+    the structure. Raises MotionFileError (one line, with a suggested --map) when required
+    joints stay unmapped."""
+    from .name_maps import detect_family, suggest_map
+
     index = {name: i for i, name in enumerate(bvh_names)}
     if joint_map is not None:
-        out: dict[int, int] = {}
+        found: dict[str, int] = {}
         for bvh_name, smpl_name in joint_map.items():
             if smpl_name not in JOINT_INDEX:
                 raise MotionFileError(f"{where}: joint map names {smpl_name!r}, not an SMPL joint "
                                       f"(known: {', '.join(JOINT_NAMES)})")
             if bvh_name not in index:
-                raise MotionFileError(f"{where}: joint map names BVH joint {bvh_name!r}, which the file lacks")
-            out[JOINT_INDEX[smpl_name]] = index[bvh_name]
-        label = "the joint map"
+                raise MotionFileError(f"{where}: joint map names BVH joint {bvh_name!r}, which the file lacks "
+                                      f"(joints: {', '.join(bvh_names[:30])})")
+            found[smpl_name] = index[bvh_name]
+        label = "the --map file"
     else:
-        stripped = {_canonical_name(n): i for i, n in enumerate(bvh_names)}
-        best: dict[int, int] = {}
-        label = "no known skeleton"
-        for map_label, table in (("the CMU map", CMU_MAP), ("the Mixamo map", MIXAMO_MAP)):
-            found = {JOINT_INDEX[s]: stripped[b] for b, s in table.items() if b in stripped}
-            if len(found) > len(best):
-                best, label = found, map_label
-        out = best
-    missing = [n for n in REQUIRED_JOINTS if JOINT_INDEX[n] not in out]
+        label, by_name = detect_family(bvh_names)
+        found = {k: index[v] for k, v in by_name.items()}
+    if parents is not None and not any(s in found for s in ("spine1", "spine2", "spine3")):
+        found.update(_infer_spine(bvh_names, parents, found))
+    missing = [n for n in REQUIRED_JOINTS if n not in found]
+    if not missing and not any(s in found for s in ("spine1", "spine2", "spine3")):
+        missing = ["spine1/spine2/spine3 (no joint between the pelvis and the neck)"]
     if missing:
-        hint = "" if joint_map is not None else " (unknown skeleton: pass a joint map {bvh_joint: smpl_joint})"
-        raise MotionFileError(f"{where}: {label} leaves SMPL joints {', '.join(missing)} unmapped{hint}")
-    if not any(JOINT_INDEX[n] in out for n in ("spine1", "spine2", "spine3")):
-        raise MotionFileError(f"{where}: {label} maps no spine joint (spine1, spine2 or spine3)")
-    return out
+        taken = [bvh_names[i] for i in found.values()]
+        guess = suggest_map(bvh_names, [m for m in missing if m in JOINT_INDEX], taken)
+        known = {bvh_names[i]: k for k, i in found.items()}
+        entries = {**known, **guess}
+        suggestion = ", ".join(f"{k}: {v}" for k, v in entries.items() if v in missing) or ", ".join(
+            f"<BVH joint>: {m}" for m in missing[:3] if m in JOINT_INDEX)
+        raise MotionFileError(
+            f"{where}: {'skeleton family ' + label if joint_map is None else label} leaves SMPL joints "
+            f"{', '.join(missing)} unmapped; pass --map map.yaml, a joint map (YAML: BVH joint: SMPL joint, every "
+            f"joint of the skeleton; see README 'Motion capture'); suggested entries for the missing joints: "
+            f"{{{suggestion}}}")
+    if report is not None:
+        report.family = label
+    return {JOINT_INDEX[k]: v for k, v in sorted(found.items(), key=lambda kv: JOINT_INDEX[kv[0]])}
 
 
 # Frame and units ----------------------------------------------------------------------
+AXES = {"+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0), "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0),
+        "+z": (0.0, 0.0, 1.0), "-z": (0.0, 0.0, -1.0)}
+
+
+def parse_axis(text: str | None, what: str) -> np.ndarray | None:
+    if text is None:
+        return None
+    key = str(text).strip().lower()
+    key = key if key[:1] in "+-" else "+" + key
+    if key not in AXES:
+        raise MotionFileError(f"--{what} must be one of x, y, z, -x, -y, -z (got {text!r})")
+    return np.array(AXES[key])
+
+
 def _snap(v: np.ndarray) -> np.ndarray:
     axis = int(np.argmax(np.abs(v)))
     out = np.zeros(3)
-    out[axis] = np.sign(v[axis])
+    out[axis] = np.sign(v[axis]) or 1.0
     return out
 
 
-def source_basis(rest: np.ndarray, smpl_to_src: dict[int, int]) -> np.ndarray:
-    """C (3x3 rotation): file frame -> SMPL frame, from the rest skeleton."""
-    pelvis = rest[smpl_to_src[JOINT_INDEX["pelvis"]]]
-    up = _snap(rest[smpl_to_src[JOINT_INDEX["head"]]] - pelvis)
-    hips = rest[smpl_to_src[JOINT_INDEX["left_hip"]]] - rest[smpl_to_src[JOINT_INDEX["right_hip"]]]
-    hips = hips - up * (hips @ up)
-    left = _snap(hips)
-    if abs(left @ up) > 0.5:
-        raise ValueError("the rest skeleton's hip line is parallel to its spine")
-    forward = np.cross(left, up)
-    return np.stack([left, up, forward])
+def _axis_name(v: np.ndarray) -> str:
+    axis = int(np.argmax(np.abs(v)))
+    return ("+" if v[axis] > 0 else "-") + "xyz"[axis]
 
 
-def detect_scale(rest: np.ndarray, up_basis: np.ndarray) -> tuple[str, float]:
-    """(unit name, metres per unit) whose rest joint extent along up is nearest ~1.5 m."""
-    heights = rest @ up_basis
-    extent = float(heights.max() - heights.min())
-    if extent <= 0:
-        raise ValueError("the rest skeleton has no height")
-    name = min(UNIT_CANDIDATES, key=lambda k: abs(np.log(extent * UNIT_CANDIDATES[k] / EXPECTED_JOINT_EXTENT)))
+def source_basis(rest: np.ndarray, smpl_to_src: dict[int, int], posed: np.ndarray | None = None,
+                 up: np.ndarray | None = None, forward: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    """(C, how): C (3x3 rotation, rows left, up, forward) takes the file frame into SMPL's.
+
+    Up, unless given: the head-over-pelvis direction averaged over the frames (people stand
+    in most of a capture; a zero pose that lies down does not decide), or over the rest pose
+    when the frames do not agree on one. Forward, unless given: the facing of the rest pose
+    (hip line x up); when the zero pose lies with its hip line along up, the front that pose
+    has (its hip line x its own head-over-pelvis direction); else the facing of the first frame
+    (which then always faces +Z: its heading is lost, give --forward). Each is snapped to the
+    nearest axis."""
+    pelvis, head = smpl_to_src[JOINT_INDEX["pelvis"]], smpl_to_src[JOINT_INDEX["head"]]
+    lhip, rhip = smpl_to_src[JOINT_INDEX["left_hip"]], smpl_to_src[JOINT_INDEX["right_hip"]]
+    how = []
+    if up is None:
+        rest_up = _snap(rest[head] - rest[pelvis])
+        up, source = rest_up, "rest pose"
+        if posed is not None and len(posed):
+            rise = posed[:, head] - posed[:, pelvis]
+            rise = rise / np.maximum(np.linalg.norm(rise, axis=1, keepdims=True), 1e-12)
+            mean = rise.mean(axis=0)
+            if np.linalg.norm(mean) > 0.5:
+                up, source = _snap(mean), "head over pelvis in the frames"
+                if not np.allclose(up, rest_up):
+                    source += f"; the zero pose stands along {_axis_name(rest_up)}, not used"
+        how.append(f"up {_axis_name(up)} ({source})")
+    else:
+        how.append(f"up {_axis_name(up)} (--up)")
+    if forward is None:
+        left = None
+        rest_left = rest[lhip] - rest[rhip]
+        # A zero pose lying with its hip line vertical (a rig along +X) still faces somewhere:
+        # its own front, hip line x its own up, kept as the file's forward so headings survive.
+        rest_facing = np.cross(rest_left, rest[head] - rest[pelvis])
+        first_left = posed[0, lhip] - posed[0, rhip] if posed is not None and len(posed) else None
+        for pose_left, size, what in ((rest_left, np.linalg.norm(rest_left), "rest pose"),
+                                      (np.cross(up, rest_facing), np.linalg.norm(rest_facing), "rest pose, which lies down"),
+                                      (first_left, None if first_left is None else np.linalg.norm(first_left), "first frame")):
+            if pose_left is None:
+                continue
+            flat = pose_left - up * (pose_left @ up)
+            if np.linalg.norm(flat) > 0.3 * size and np.linalg.norm(flat) > 1e-9:
+                left = _snap(flat)
+                how.append(f"forward {_axis_name(np.cross(left, up))} (facing of the {what})")
+                break
+        if left is None:
+            raise ValueError("cannot tell left from right: the hip line is parallel to the up axis "
+                             "in the rest pose and the first frame (give --forward)")
+    else:
+        if abs(forward @ up) > 0.5:
+            raise ValueError(f"--forward {_axis_name(forward)} is parallel to up {_axis_name(up)}")
+        left = np.cross(up, forward)
+        how.append(f"forward {_axis_name(forward)} (--forward)")
+    forward_axis = np.cross(left, up)
+    return np.stack([left, up, forward_axis]), ", ".join(how)
+
+
+def _size(points: Mapping[str, np.ndarray]) -> float:
+    """Orientation-free size of a skeleton: pelvis->head plus the left (or right) leg."""
+    total = np.linalg.norm(points["head"] - points["pelvis"])
+    legs = []
+    for side in ("left", "right"):
+        legs.append(np.linalg.norm(points[f"{side}_knee"] - points[f"{side}_hip"])
+                    + np.linalg.norm(points[f"{side}_ankle"] - points[f"{side}_knee"]))
+    return float(total + max(legs))
+
+
+GENERIC_SIZE = _size({n: GENERIC_REST_JOINTS[i] for i, n in enumerate(JOINT_NAMES)})
+
+
+def detect_scale(rest: np.ndarray, smpl_to_src: Mapping[int, int]) -> tuple[str, float]:
+    """(unit name, metres per unit) that makes the skeleton's size nearest a ~1.7 m person's
+    (from bone lengths, so it does not depend on how the rest pose is oriented)."""
+    size = _size({JOINT_NAMES[j]: rest[s] for j, s in smpl_to_src.items()})
+    if size <= 0:
+        raise ValueError("the rest skeleton has no size (all joints at one point)")
+    name = min(UNIT_CANDIDATES, key=lambda k: abs(np.log(size * UNIT_CANDIDATES[k] / GENERIC_SIZE)))
     return name, UNIT_CANDIDATES[name]
 
 
 # Retargeting --------------------------------------------------------------------------
-_LEFT_RIGHT = {
-    JOINT_INDEX["pelvis"]: (JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"]),
-    JOINT_INDEX["spine3"]: (JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_shoulder"]),
-}
 _PRIMARY_CHILD = {JOINT_INDEX["pelvis"]: JOINT_INDEX["spine1"], JOINT_INDEX["spine3"]: JOINT_INDEX["neck"]}
-_MIN_BONE = 1e-3  # metres
+_LEFT_RIGHT = {  # frame joints: their left-right line
+    JOINT_INDEX["pelvis"]: (JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"]),
+    JOINT_INDEX["spine3"]: (JOINT_INDEX["left_collar"], JOINT_INDEX["right_collar"]),
+}
+MIN_BONE = 0.01  # metres: a mapped joint nearer than this to its mapped SMPL parent is merged
 
 
 def _first_child(j: int, kids: list[list[int]]) -> int | None:
@@ -368,87 +515,132 @@ def _first_child(j: int, kids: list[list[int]]) -> int | None:
     return _PRIMARY_CHILD.get(j, kids[j][0])
 
 
+def _frames(p: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Orthonormal frames (..., 3, 3) with columns p^, (s - p^ p^.s)^, their cross product."""
+    e1 = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+    s = s - e1 * np.sum(s * e1, axis=-1, keepdims=True)
+    e2 = s / np.maximum(np.linalg.norm(s, axis=-1, keepdims=True), 1e-12)
+    return np.stack([e1, e2, np.cross(e1, e2)], axis=-1)
+
+
+def _min_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotations (..., 3, 3) turning directions a onto b (any length, broadcast)."""
+    a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
+    a, b = np.broadcast_arrays(a, b)
+    v = np.cross(a, b)
+    c = np.sum(a * b, axis=-1)
+    k = np.zeros(a.shape[:-1] + (3, 3))
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
+    k[..., 1, 0], k[..., 2, 0], k[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
+    denom = np.where(c > -1 + 1e-9, 1.0 + c, 1.0)[..., None, None]
+    out = np.eye(3) + k + k @ k / denom
+    flip = c <= -1 + 1e-9
+    if np.any(flip):  # opposite directions: half a turn about any perpendicular axis
+        af = a[flip]
+        axis = np.cross(af, np.where(np.abs(af[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]]))
+        axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+        out[flip] = 2.0 * axis[:, :, None] * axis[:, None, :] - np.eye(3)
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class RestAlignment:
-    """Per-SMPL-joint rest alignment and the T-posed rest skeleton of a source."""
+    """How a source skeleton stands in for SMPL's: per-SMPL-joint rest alignment, the
+    T-posed rest skeleton, and where each SMPL joint's position and twist come from."""
 
-    q: np.ndarray  # (24, 3, 3)
+    q: np.ndarray  # (24, 3, 3) T-pose frame -> source rest frame
     t_rest: np.ndarray  # (24, 3) T-posed source skeleton (metres, SMPL frame, not yet floored)
-    proxy: np.ndarray  # (24,) source joint whose world delta drives each SMPL joint
+    anchor: dict[int, int]  # SMPL joint -> source joint whose position it takes (mapped joints)
+    between: dict[int, tuple[int, int, float]]  # SMPL joint -> (ancestor, descendant, fraction): interpolated
+    follow: tuple[int, ...]  # SMPL joints with no source below them: rotate with their driver / parent
+    driver: dict[int, int]  # SMPL joint -> source joint whose rotation twists its bone
 
 
-def align_rest(source_rest: np.ndarray, smpl_to_src: Mapping[int, int]) -> RestAlignment:
-    """source_rest: (24, 3) SMPL-frame metres positions for the mapped SMPL joints (others are
-    ignored). smpl_to_src: SMPL joint -> source joint index."""
+def align_rest(rest_src: np.ndarray, smpl_to_src: Mapping[int, int], src_parents: np.ndarray,
+               src_offsets: np.ndarray) -> RestAlignment:
+    """rest_src: (S, 3) source rest joints (SMPL frame, metres); smpl_to_src after merging."""
     generic = GENERIC_REST_JOINTS
     kids = children(PARENTS)
-    mapped_set = set(smpl_to_src)
-    # Fill positions of unmapped SMPL joints: between mapped ancestor and mapped descendant
-    # (generic proportions), or extrapolated from the parent for leaves (done after Q).
-    r = np.array(source_rest, dtype=np.float64)
-    proxy = np.full(NUM_JOINTS, -1, dtype=np.int64)
-    for j in range(NUM_JOINTS):
-        if j in mapped_set:
-            proxy[j] = smpl_to_src[j]
-        else:
-            proxy[j] = proxy[PARENTS[j]]
+    mapped = dict(smpl_to_src)
 
     def descendant(j: int) -> int | None:
         c = _first_child(j, kids)
-        while c is not None and c not in mapped_set:
+        while c is not None and c not in mapped:
             c = _first_child(c, kids)
         return c
 
+    def ancestor(j: int) -> int:
+        a = int(PARENTS[j])
+        while a not in mapped:
+            a = int(PARENTS[a])
+        return a
+
+    r = np.zeros((NUM_JOINTS, 3))
+    between: dict[int, tuple[int, int, float]] = {}
+    follow: list[int] = []
     for j in range(NUM_JOINTS):
-        if j in mapped_set or PARENTS[j] < 0:
+        if j in mapped:
+            r[j] = rest_src[mapped[j]]
             continue
         d = descendant(j)
-        if d is not None:
-            a = int(PARENTS[j])
-            ga, gj, gd = generic[a], generic[j], generic[d]
-            frac = np.linalg.norm(gj - ga) / max(np.linalg.norm(gj - ga) + np.linalg.norm(gd - gj), 1e-9)
-            r[j] = r[a] + frac * (r[d] - r[a])
+        if d is None:
+            follow.append(j)
+            continue
+        a = ancestor(j)
+        path = [j]
+        while PARENTS[path[-1]] != a:
+            path.append(int(PARENTS[path[-1]]))
+        below = np.linalg.norm(generic[j] - generic[a])
+        above = np.linalg.norm(generic[d] - generic[j])
+        frac = below / max(below + above, 1e-9)
+        between[j] = (a, d, frac)
+        r[j] = rest_src[mapped[a]] + frac * (rest_src[mapped[d]] - rest_src[mapped[a]])
+    placed = set(mapped) | set(between)
 
-    def src_dir(j: int, c: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(source direction, generic direction) from j towards c, stepping past zero-length bones."""
-        while c is not None:
-            s = r[c] - r[j]
-            if np.linalg.norm(s) > _MIN_BONE and (c in mapped_set or descendant(c) is not None or c in filled):
-                g = generic[c] - generic[j]
-                return s / np.linalg.norm(s), g / np.linalg.norm(g)
-            c = _first_child(c, kids)
-        return None
-
-    filled: set[int] = set(j for j in range(NUM_JOINTS) if j in mapped_set or descendant(j) is not None)
+    # Rest alignment: per placed joint with a placed primary child.
     q = np.tile(np.eye(3), (NUM_JOINTS, 1, 1))
-    scale = _leg_length(r) / _leg_length(generic)
     for j in range(NUM_JOINTS):
-        if j not in filled:  # unmapped leaf: extrapolate from the parent
-            p = int(PARENTS[j])
-            r[j] = r[p] + scale * (q[p] @ (generic[j] - generic[p]))
-            filled.add(j)
-            q[j] = q[p]
-            continue
         c = _first_child(j, kids)
-        primary = src_dir(j, c) if c is not None else None
-        if primary is None:
-            q[j] = q[PARENTS[j]] if PARENTS[j] >= 0 else np.eye(3)
-            continue
-        if j in _LEFT_RIGHT:
-            left, right = _LEFT_RIGHT[j]
-            s_lr, g_lr = r[left] - r[right], generic[left] - generic[right]
-            rot, _ = Rotation.align_vectors([primary[0], s_lr / np.linalg.norm(s_lr)],
-                                            [primary[1], g_lr / np.linalg.norm(g_lr)], weights=[np.inf, 1.0])
-        else:
-            rot, _ = Rotation.align_vectors(primary[0][None], primary[1][None])
-        q[j] = rot.as_matrix()
-
+        if j in placed and c is not None and c in placed:
+            if j in _LEFT_RIGHT and all(x in placed for x in _LEFT_RIGHT[j]):
+                left, right = _LEFT_RIGHT[j]
+                src = _frames(r[c] - r[j], r[left] - r[right])
+                gen = _frames(generic[c] - generic[j], generic[left] - generic[right])
+                q[j] = src @ gen.T
+            else:
+                q[j] = _min_rotation(generic[c] - generic[j], r[c] - r[j])
+        elif j > 0:
+            q[j] = q[PARENTS[j]]
+    scale = _leg_length(r) / _leg_length(generic)
     t_rest = np.empty((NUM_JOINTS, 3))
     t_rest[0] = r[0]
     for j in range(1, NUM_JOINTS):
         p = int(PARENTS[j])
-        t_rest[j] = t_rest[p] + q[p].T @ (r[j] - r[p])
-    return RestAlignment(q=q, t_rest=t_rest, proxy=proxy)
+        if j in placed:
+            t_rest[j] = t_rest[p] + q[p].T @ (r[j] - r[p])
+        else:
+            t_rest[j] = t_rest[p] + scale * (generic[j] - generic[p])
+
+    # Drivers: the source joint whose rotation carries the bone from j towards its child.
+    driver: dict[int, int] = {}
+    for j in range(NUM_JOINTS):
+        low = j if j in mapped else (ancestor(j) if j > 0 else None)
+        if low is None:
+            continue
+        d = descendant(j) if j in placed else None
+        if d is None:
+            driver[j] = mapped[low]
+            continue
+        top, s = mapped[low], mapped[d]
+        found = None
+        while s >= 0 and s != top:
+            if np.linalg.norm(src_offsets[s]) > 1e-9:
+                found = int(src_parents[s])
+                break
+            s = int(src_parents[s])
+        driver[j] = found if found is not None and found >= 0 else top
+    return RestAlignment(q=q, t_rest=t_rest, anchor=mapped, between=between, follow=tuple(follow), driver=driver)
 
 
 def _leg_length(joints: np.ndarray) -> float:
@@ -464,50 +656,128 @@ def place_on_floor(t_rest: np.ndarray) -> np.ndarray:
     return t_rest + shift
 
 
-def world_to_clip(world_rot: np.ndarray, root_pos: np.ndarray, align: RestAlignment, basis: np.ndarray,
-                  fps: float, source: str) -> MotionClip:
-    """Source world rotation deltas (F, S, 3, 3) in the file frame and root positions (F, 3)
-    already in SMPL's frame and metres -> clip."""
-    deltas = world_rot[:, align.proxy]  # (F, 24, 3, 3)
-    w = np.einsum("ab,fjbc,dc,jde->fjae", basis, deltas, basis, align.q)
+def retarget_frames(deltas: np.ndarray, positions: np.ndarray, align: RestAlignment,
+                    fps: float, source: str) -> MotionClip:
+    """deltas: (F, S, 3, 3) source world rotation deltas (rest -> posed) already in SMPL's
+    frame (C D C^-1); positions: (F, S, 3) source joints (SMPL frame, metres) -> clip.
+
+    Per SMPL joint, parent first: its position follows from its parent's rotation; its own
+    rotation is the driver's delta times the rest alignment, turned by the smallest rotation
+    that points its bone at the source's child joint (frame joints: the frame of the spine
+    direction and the left-right line). Bones whose chain in the source is rigid therefore
+    reproduce the source's joint positions; twist comes from the source's rotations."""
+    frames = len(positions)
+    kids = children(PARENTS)
+    t = align.t_rest
+    x = np.zeros((frames, NUM_JOINTS, 3))  # targets: source positions of placed joints
+    for j, s in align.anchor.items():
+        x[:, j] = positions[:, s]
+    for j, (a, d, frac) in sorted(align.between.items()):
+        x[:, j] = x[:, a] + frac * (x[:, d] - x[:, a])
+    placed = set(align.anchor) | set(align.between)
+    w = np.empty((frames, NUM_JOINTS, 3, 3))
+    y = np.empty((frames, NUM_JOINTS, 3))
+    for j in range(NUM_JOINTS):
+        p = int(PARENTS[j])
+        y[:, j] = x[:, 0] if p < 0 else y[:, p] + w[:, p] @ (t[j] - t[p])
+        c = _first_child(j, kids)
+        if j in placed and c is not None and c in placed:
+            if j in _LEFT_RIGHT and all(k in placed for k in _LEFT_RIGHT[j]):
+                left, right = _LEFT_RIGHT[j]
+                # The spine direction turns with the joint's own source rotation (so the hips stay
+                # rigid with the source's pelvis even when a zero-length LowerBack bends).
+                primary = (deltas[:, align.anchor[j]] @ align.q[j] @ (t[c] - t[j]) if j in align.anchor
+                           else x[:, c] - y[:, j])
+                posed = _frames(primary, x[:, left] - x[:, right])
+                rest = _frames(t[c] - t[j], t[left] - t[right])
+                w[:, j] = posed @ rest.T
+            else:
+                base = deltas[:, align.driver[j]] @ align.q[j]
+                w[:, j] = _min_rotation(base @ (t[c] - t[j]), x[:, c] - y[:, j]) @ base
+        elif j in align.driver and (j in align.anchor):
+            w[:, j] = deltas[:, align.driver[j]] @ align.q[j]
+        else:
+            w[:, j] = w[:, p] if p >= 0 else np.eye(3)
     local = np.empty_like(w)
     local[:, 0] = w[:, 0]
     local[:, 1:] = np.einsum("fjba,fjbc->fjac", w[:, PARENTS[1:]], w[:, 1:])
-    poses = Rotation.from_matrix(local.reshape(-1, 3, 3)).as_rotvec().reshape(len(w), 3 * NUM_JOINTS)
-    rest = place_on_floor(align.t_rest)
-    trans = root_pos - rest[0]
+    poses = Rotation.from_matrix(local.reshape(-1, 3, 3)).as_rotvec().reshape(frames, 3 * NUM_JOINTS)
+    rest = place_on_floor(t)
+    trans = x[:, 0] - rest[0]
     return MotionClip(poses=poses, trans=trans, mocap_framerate=fps, rest_joints=rest, source=source)
 
 
+def merge_coincident(rest: np.ndarray, smpl_to_src: dict[int, int], names: list[str],
+                     report: ConversionReport | None) -> dict[int, int]:
+    """Drop mapped joints that sit where their mapped SMPL parent sits (zero offsets: CMU's
+    LowerBack, Neck, collars and finger bases); they are placed between their neighbours.
+    rest: (S, 3) metres."""
+    out = dict(smpl_to_src)
+    for j in range(1, NUM_JOINTS):
+        if j not in out:
+            continue
+        a = int(PARENTS[j])
+        while a not in out:
+            a = int(PARENTS[a])
+        gap = float(np.linalg.norm(rest[out[j]] - rest[out[a]]))
+        if gap < MIN_BONE:
+            if JOINT_NAMES[j] in REQUIRED_JOINTS:
+                raise ValueError(f"SMPL joint {JOINT_NAMES[j]} ({names[out[j]]}) is at the same place as "
+                                 f"{JOINT_NAMES[a]} ({names[out[a]]}) in the rest pose ({gap * 1000:.1f} mm apart)")
+            if report is not None:
+                report.dropped.append(f"{JOINT_NAMES[j]} ({names[out[j]]}): {gap * 1000:.0f} mm from "
+                                      f"{JOINT_NAMES[a]} ({names[out[a]]}) (zero-length bone); placed between "
+                                      "its neighbours")
+            del out[j]
+    return out
+
+
 def bvh_to_clip(path: Path | str, fps: float | None = None, joint_map: Mapping[str, str] | None = None,
-                scale: float | None = None) -> MotionClip:
+                scale: float | None = None, *, up: str | None = None, forward: str | None = None,
+                rest_frame: int | None = None, report: ConversionReport | None = None) -> MotionClip:
     """Read a BVH file into the canonical clip (see the module docstring).
 
     fps: resample to this rate (default: the file's). joint_map: {bvh_joint: smpl_joint}
-    (default: CMU or Mixamo names). scale: metres per file unit (default: detected).
+    (default: detected family). scale: metres per file unit (default: detected). up /
+    forward: the file's up and forward axes ("y", "-z", ...; default: detected). rest_frame:
+    take this frame, not the zero-rotation pose, as the rest pose (a T-pose frame).
+    report: filled with the mapping used, what was dropped and why.
     """
     path = Path(path)
+    report = report if report is not None else ConversionReport()
+    report.source = str(path)
     data = read_bvh(path)
-    smpl_to_src = resolve_joint_map(data.names, joint_map, where=f"BVH file {path}")
-    rest_file = data.rest_positions()
-    try:
-        basis = source_basis(rest_file, smpl_to_src)
-        unit_scale = detect_scale(rest_file[list(smpl_to_src.values())], basis[1])[1] if scale is None else float(scale)
-    except ValueError as exc:
-        raise MotionFileError(f"BVH file {path}: {exc}") from None
-    source_rest = np.zeros((NUM_JOINTS, 3))
-    for j, s in smpl_to_src.items():
-        source_rest[j] = unit_scale * (basis @ rest_file[s])
-    try:
-        align = align_rest(source_rest, smpl_to_src)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise MotionFileError(f"BVH file {path}: cannot align its rest pose: {exc}") from None
+    where = f"BVH file {path}"
+    smpl_to_src = resolve_joint_map(data.names, joint_map, where=where, parents=data.parents, report=report)
+    up_axis, forward_axis = parse_axis(up, "up"), parse_axis(forward, "forward")
     world_rot, world_pos = data.world()
-    root_pos = unit_scale * world_pos[:, smpl_to_src[0]] @ basis.T
+    if rest_frame is None:
+        rest_file, rest_rot = data.rest_positions(), None
+    else:
+        if not 0 <= int(rest_frame) < data.num_frames:
+            raise MotionFileError(f"{where}: --rest-frame {rest_frame} is outside its frames 0..{data.num_frames - 1}")
+        rest_file, rest_rot = world_pos[int(rest_frame)], world_rot[int(rest_frame)]
+    try:
+        basis, how = source_basis(rest_file, smpl_to_src, world_pos, up_axis, forward_axis)
+        unit_name, unit_scale = detect_scale(rest_file, smpl_to_src) if scale is None else ("given", float(scale))
+        rest_src = unit_scale * rest_file @ basis.T
+        smpl_to_src = merge_coincident(rest_src, smpl_to_src, data.names, report)
+        align = align_rest(rest_src, smpl_to_src, data.parents, data.offsets)
+    except ValueError as exc:
+        raise MotionFileError(f"{where}: {exc}") from None
+    report.frame = f"{how}; units {unit_name} ({unit_scale:g} m)" + (
+        f"; rest pose from frame {rest_frame}" if rest_frame is not None else "")
+    report.mapping = {JOINT_NAMES[j]: data.names[s] for j, s in smpl_to_src.items()}
+    used = set(smpl_to_src.values()) | set(align.driver.values())
+    report.unused = [n for i, n in enumerate(data.names) if i not in used]
+    if rest_rot is not None:
+        world_rot = world_rot @ np.swapaxes(rest_rot, -1, -2)[None]
+    deltas = np.einsum("ab,fsbc,dc->fsad", basis, world_rot, basis)
+    positions = unit_scale * world_pos @ basis.T
     rate = 1.0 / data.frame_time
     if abs(rate - round(rate)) < 1e-4 * rate:  # "Frame Time: 0.0083333" is 120 Hz
         rate = float(round(rate))
-    clip = world_to_clip(world_rot, root_pos, align, basis, rate, f"bvh:{path.name}")
+    clip = retarget_frames(deltas, positions, align, rate, f"bvh:{path.name}")
     if fps is not None and abs(float(fps) - clip.mocap_framerate) > 1e-9:
         clip = resample(clip, fps)
     return clip

@@ -7,6 +7,8 @@ sink into the floor. The skipped frames are counted and reported.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from .builtin_clips import builtin_clip
-from .clip import MotionClip, load_clip
+from .clip import MotionClip, MotionFileError, load_clip
 from .convert import motion_quality
 
 
@@ -42,7 +44,7 @@ class Catalogue:
 @lru_cache(maxsize=4)
 def catalogue(builtin: tuple[str, ...], folders: tuple[str, ...]) -> Catalogue:
     clips: list[FolderClip] = []
-    frames, skipped = 0, {"total": 0, "non_finite": 0, "too_fast": 0, "below_floor": 0}
+    frames, skipped = 0, {"total": 0, "non_finite": 0, "too_fast": 0, "below_floor": 0, "calibration": 0}
     for folder in folders:
         root = Path(folder).expanduser()
         if not root.is_dir():
@@ -57,7 +59,7 @@ def catalogue(builtin: tuple[str, ...], folders: tuple[str, ...]) -> Catalogue:
             ok = tuple(int(i) for i in np.nonzero(quality["ok"])[0])
             frames += quality["frames"]
             skipped["total"] += quality["bad"]
-            for key in ("non_finite", "too_fast", "below_floor"):
+            for key in ("non_finite", "too_fast", "below_floor", "calibration"):
                 skipped[key] += quality[key]
             if ok:
                 clips.append(FolderClip(folder, str(path.relative_to(root)), ok))
@@ -73,3 +75,37 @@ def clip_by_spec(source: str, name: str, folder: str = "") -> MotionClip:
     if source == "builtin":
         return builtin_clip(name)
     return load_clip(Path(folder).expanduser() / name)
+
+
+def describe_clip(motion: dict) -> str:
+    """'motion clip FILE at frame N' for a spec's motion entry (the file, not just its name)."""
+    if motion.get("source", "builtin") == "builtin":
+        where = f"built-in motion clip {motion.get('clip')!r}"
+    else:
+        where = f"motion clip {Path(motion.get('folder', '')).expanduser() / str(motion.get('clip'))}"
+    if "frame" in motion:
+        return f"{where} at frame {motion['frame']}"
+    if "phase" in motion:
+        try:
+            clip = clip_by_spec(motion.get("source", "builtin"), motion["clip"], motion.get("folder", ""))
+            frame = float(motion["phase"]) * (clip.num_frames - 1)
+            return f"{where} at frame {frame:.1f} (phase {float(motion['phase']):.4f})"
+        except Exception:  # noqa: BLE001 - the description must not fail
+            return f"{where} at phase {motion['phase']}"
+    return where
+
+
+class ClipRenderError(MotionFileError):
+    """An error while posing a person from a clip; the message names the clip file and frame."""
+
+
+@contextmanager
+def clip_errors(motion: dict) -> Iterator[None]:
+    """Re-raise any error from posing a person with `motion` naming the clip file and frame."""
+    try:
+        yield
+    except ClipRenderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every error from a clip gets its name
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise ClipRenderError(f"{describe_clip(motion)}: {type(exc).__name__}: {message}") from exc

@@ -51,6 +51,9 @@ class MotionClip:
     mocap_framerate: float
     rest_joints: np.ndarray  # (24, 3)
     source: str = ""
+    # (T,) height of the ground under the person per frame (metres, SMPL frame) for clips
+    # whose floor is not flat (stairs, platforms: see `grounding.py`); None: the floor y = 0.
+    ground: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         poses = np.asarray(self.poses, dtype=np.float64)
@@ -64,6 +67,12 @@ class MotionClip:
         object.__setattr__(self, "rest_joints", rest)
         object.__setattr__(self, "mocap_framerate", float(self.mocap_framerate))
         object.__setattr__(self, "source", str(self.source))
+        if self.ground is not None:
+            ground = np.asarray(self.ground, dtype=np.float64)
+            if ground.shape != (len(poses),) or not np.all(np.isfinite(ground)):
+                raise ValueError(f"invalid MotionClip from {self.source!r}: ground must be ({len(poses)},) finite "
+                                 f"heights, got {ground.shape}")
+            object.__setattr__(self, "ground", ground)
 
     @property
     def num_frames(self) -> int:
@@ -103,6 +112,7 @@ def save_clip(path: Path | str, clip: MotionClip) -> None:
         mocap_framerate=np.float64(clip.mocap_framerate),
         rest_joints=clip.rest_joints,
         source=np.array(clip.source),
+        **({"ground": clip.ground} if clip.ground is not None else {}),
     )
     atomic_write_bytes(Path(path), buffer.getvalue())
 
@@ -131,7 +141,7 @@ def load_clip(path: Path | str, *, up_axis: str | None = None) -> MotionClip:
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise MotionFileError(f"motion file {path} holds a single array, not an .npz archive")
     wanted = ("densesynth_motion", "poses", "trans", "mocap_framerate", "mocap_frame_rate",
-              "rest_joints", "source")
+              "rest_joints", "source", "ground")
     try:
         with loaded:
             arrays = {key: loaded[key] for key in wanted if key in loaded.files}
@@ -185,7 +195,9 @@ def load_clip(path: Path | str, *, up_axis: str | None = None) -> MotionClip:
 
     source = str(arrays["source"]) if "source" in arrays else f"file:{path.name}"
     try:
-        return MotionClip(poses=poses, trans=trans, mocap_framerate=fps, rest_joints=rest, source=source)
+        ground = np.asarray(arrays["ground"], dtype=np.float64) if "ground" in arrays and ours else None
+        return MotionClip(poses=poses, trans=trans, mocap_framerate=fps, rest_joints=rest, source=source,
+                          ground=ground)
     except ValueError as exc:
         raise fail(str(exc)) from None
 
@@ -213,6 +225,25 @@ def _sample(clip: MotionClip, times: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return poses.reshape(len(lo), POSE_WIDTH), trans
 
 
+def ground_at(clip: MotionClip, t_seconds: float | np.ndarray) -> np.ndarray | float:
+    """Height of the ground under the person at time t (0 for flat-floor clips)."""
+    if clip.ground is None:
+        return np.zeros(np.shape(t_seconds)) if np.ndim(t_seconds) else 0.0
+    frames = np.clip(np.asarray(t_seconds, dtype=np.float64) * clip.mocap_framerate, 0.0, clip.num_frames - 1)
+    out = np.interp(frames, np.arange(clip.num_frames), clip.ground)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def sample_grounded(clip: MotionClip, t_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """`sample_frame` with trans measured from the ground under the person (stairs and
+    platforms render with the supporting foot on the floor; flat clips are unchanged)."""
+    pose, trans = sample_frame(clip, t_seconds)
+    if clip.ground is not None:
+        trans = trans.copy()
+        trans[1] -= ground_at(clip, t_seconds)
+    return pose, trans
+
+
 def sample_frame(clip: MotionClip, t_seconds: float) -> tuple[np.ndarray, np.ndarray]:
     """Pose (72,) and trans (3,) at time t (seconds from the first frame).
 
@@ -229,11 +260,13 @@ def resample(clip: MotionClip, fps: float) -> MotionClip:
     if not np.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number, got {fps}")
     count = int(np.floor(clip.duration * fps + 1e-9)) + 1
-    poses, trans = _sample(clip, np.arange(count) / fps)
+    times = np.arange(count) / fps
+    poses, trans = _sample(clip, times)
     return MotionClip(
         poses=poses,
         trans=trans,
         mocap_framerate=fps,
         rest_joints=clip.rest_joints,
         source=clip.source,
+        ground=None if clip.ground is None else ground_at(clip, times),
     )

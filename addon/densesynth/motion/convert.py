@@ -25,36 +25,71 @@ SUFFIXES = (".bvh", ".c3d", ".npz")
 
 
 def convert(path_in: Path | str, fps: float | None = None, joint_map: Mapping[str, str] | None = None,
-            *, scale: float | None = None, report: dict | None = None) -> MotionClip:
+            *, scale: float | None = None, report: dict | None = None, up: str | None = None,
+            forward: str | None = None, rest_frame: int | None = None, markers: str | Mapping | None = None,
+            skip_calibration: bool = True, ground: bool = True) -> MotionClip:
     """Read a .bvh, .c3d or .npz motion file as a canonical clip, resampled to `fps` if given.
 
-    joint_map: {bvh_joint: smpl_joint_name} for BVH skeletons other than CMU / Mixamo.
-    scale: metres per BVH unit (default: detected). report: if given, filled with details
-    (for C3D: frames whose fit failed and the mean IK residual).
-    Raises MotionFileError (a UserError) naming the file and the problem.
+    joint_map: {bvh_joint: smpl_joint_name} for BVH skeletons no built-in family names.
+    scale: metres per BVH unit (default: detected). up / forward / rest_frame: the BVH
+    file's axes and rest pose when detection is not wanted (see `bvh_to_clip`). markers: a
+    C3D marker map (a built-in name or a mapping, see `c3d.py`). skip_calibration: drop a
+    T- / A-pose at the clip's start. ground: keep a ground profile for non-flat floors.
+    report: if given, filled with details: "lines" (the per-file report: mapping used,
+    dropped joints and why, frame, calibration, ground), for C3D "failed_frames" and
+    "mean_residual_m". Raises MotionFileError (a UserError) naming the file and the problem.
     """
+    from .bvh import ConversionReport
+    from .grounding import calibration_frames, clip_joints, ground_profile, trim_start, with_ground
+
     path = Path(path_in)
     suffix = path.suffix.lower()
     if fps is not None and (not np.isfinite(fps) or fps <= 0):
         raise UserError(f"--fps must be a positive number, got {fps}")
+    info = ConversionReport(source=str(path))
+    if suffix != ".bvh" and (joint_map is not None or up is not None or forward is not None or rest_frame is not None):
+        raise UserError(f"{path}: --map, --up, --forward and --rest-frame apply to BVH files only")
+    if suffix != ".c3d" and markers is not None:
+        raise UserError(f"{path}: --markers applies to C3D files only")
     if suffix == ".bvh":
         from .bvh import bvh_to_clip
 
-        return bvh_to_clip(path, fps=fps, joint_map=joint_map, scale=scale)
-    if joint_map is not None:
-        raise UserError(f"{path}: a joint map applies to BVH files only")
-    if suffix == ".c3d":
+        clip = bvh_to_clip(path, fps=fps, joint_map=joint_map, scale=scale, up=up, forward=forward,
+                           rest_frame=rest_frame, report=info)
+    elif suffix == ".c3d":
         from .c3d import FitReport, c3d_to_clip
 
         fit = FitReport()
-        clip = c3d_to_clip(path, fps=fps, report=fit)
+        clip = c3d_to_clip(path, fps=fps, report=fit, markers=markers, info=info)
         if report is not None:
             report.update(failed_frames=list(fit.failed_frames), mean_residual_m=fit.mean_residual)
-        return clip
-    if suffix == ".npz":
+    elif suffix == ".npz":
         clip = load_clip(path)
-        return resample(clip, fps) if fps is not None else clip
-    raise MotionFileError(f"motion file {path}: unknown type {path.suffix!r}; expected one of {', '.join(SUFFIXES)}")
+        clip = resample(clip, fps) if fps is not None else clip
+    else:
+        raise MotionFileError(f"motion file {path}: unknown type {path.suffix!r}; expected one of {', '.join(SUFFIXES)}")
+    joints = clip_joints(clip)
+    if skip_calibration:
+        count = calibration_frames(clip, joints)
+        if 0 < count < clip.num_frames:
+            clip, joints = trim_start(clip, count), joints[count:]
+            info.notes.append(f"calibration pose: frames 0-{count - 1} (T- or A-pose at the start) skipped")
+            if report is not None and "failed_frames" in report:
+                report["failed_frames"] = [f - count for f in report["failed_frames"] if f >= count]
+        elif count == clip.num_frames:
+            info.notes.append("every frame is a T- or A-pose: kept (no motion besides the calibration pose)")
+    if ground and clip.ground is None:
+        profile = ground_profile(clip, joints)
+        if profile is not None:
+            clip = with_ground(clip, profile)
+            info.notes.append(f"ground not flat: from {profile.min():+.2f} m to {profile.max():+.2f} m "
+                              "(stairs / platform / offset floor); the person stands on it per segment")
+    if report is not None:
+        report["lines"] = info.lines()
+        report["mapping"] = dict(info.mapping)
+        report["dropped"] = list(info.dropped)
+        report["notes"] = list(info.notes)
+    return clip
 
 
 def motion_quality(clip: MotionClip, known_bad: Sequence[int] = ()) -> dict:
@@ -62,10 +97,12 @@ def motion_quality(clip: MotionClip, known_bad: Sequence[int] = ()) -> dict:
 
     A frame is bad if any pose / trans / joint value is NaN or inf, if any joint moves faster
     than MAX_JOINT_SPEED (15 m/s) from the previous frame, or if an ankle or ball of the foot
-    is more than MAX_FLOOR_PENETRATION (5 cm) below the floor (y = 0), or if it is listed in
+    is more than MAX_FLOOR_PENETRATION (5 cm) below the floor (y = 0, or the clip's ground
+    profile: on stairs, a foot reaching down to the next step is below the step it stands on),
+    if it is part of a T- / A-pose calibration run at the clip's start, or if it is listed in
     `known_bad` (e.g. C3D frames whose fit failed and that hold the previous pose).
     Returns {"frames", "ok" (bool array), "bad", "non_finite", "too_fast", "below_floor",
-    "known_bad"} (counts of frames).
+    "calibration", "known_bad"} (counts of frames).
     """
     poses = np.asarray(clip.poses, dtype=np.float64)
     trans = np.asarray(clip.trans, dtype=np.float64)
@@ -78,13 +115,21 @@ def motion_quality(clip: MotionClip, known_bad: Sequence[int] = ()) -> dict:
     if len(joints) > 1:
         speed[1:] = np.linalg.norm(np.diff(joints, axis=0), axis=2).max(axis=1) * clip.mocap_framerate
     too_fast = speed > MAX_JOINT_SPEED
-    below = joints[:, _FEET, 1].min(axis=1) < -MAX_FLOOR_PENETRATION
+    floor = clip.ground if clip.ground is not None else np.zeros(len(joints))
+    below = joints[:, _FEET, 1].min(axis=1) - floor < -MAX_FLOOR_PENETRATION
+    from .grounding import calibration_frames
+
+    calibration = np.zeros(len(joints), dtype=bool)
+    if finite.all():
+        count = calibration_frames(clip, joints)
+        if count < len(joints):
+            calibration[:count] = True
     listed = np.zeros(len(joints), dtype=bool)
     listed[[int(f) for f in known_bad if 0 <= int(f) < len(joints)]] = True
-    ok = finite & ~too_fast & ~below & ~listed
+    ok = finite & ~too_fast & ~below & ~listed & ~calibration
     return {"frames": int(len(ok)), "ok": ok, "bad": int((~ok).sum()), "non_finite": int((~finite).sum()),
             "too_fast": int((too_fast & finite).sum()), "below_floor": int((below & finite).sum()),
-            "known_bad": int(listed.sum())}
+            "calibration": int(calibration.sum()), "known_bad": int(listed.sum())}
 
 
 def read_joint_map(path: Path | str) -> dict[str, str]:
@@ -122,6 +167,13 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--fps", type=float, default=None, help="resample to this frame rate (slerp)")
     conv.add_argument("--map", type=Path, default=None, help="YAML {bvh_joint: smpl_joint} for other skeletons")
     conv.add_argument("--scale", type=float, default=None, help="metres per BVH unit (default: detected)")
+    conv.add_argument("--up", default=None, help="BVH: the file's up axis (x, y, z, -x, -y, -z; default: detected)")
+    conv.add_argument("--forward", default=None, help="BVH: the axis the skeleton faces (default: detected)")
+    conv.add_argument("--rest-frame", type=int, default=None,
+                      help="BVH: use this frame (a T-pose) as the rest pose instead of the zero-rotation pose")
+    conv.add_argument("--markers", default=None,
+                      help="C3D: marker map, a built-in name (" + "pig, isb, davis" + ") or a YAML file")
+    conv.add_argument("--keep-calibration", action="store_true", help="keep a T- / A-pose at the clip's start")
     return parser
 
 
@@ -137,7 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"--scale must be a positive number, got {args.scale}")
         joint_map = read_joint_map(args.map) if args.map is not None else None
         details: dict = {}
-        clip = convert(args.input, fps=args.fps, joint_map=joint_map, scale=args.scale, report=details)
+        markers = args.markers
+        if markers is not None and (markers.endswith((".yaml", ".yml", ".json")) or Path(markers).is_file()):
+            from .c3d import read_marker_map
+
+            markers = read_marker_map(markers)
+        clip = convert(args.input, fps=args.fps, joint_map=joint_map, scale=args.scale, report=details, up=args.up,
+                       forward=args.forward, rest_frame=args.rest_frame, markers=markers,
+                       skip_calibration=not args.keep_calibration)
         quality = motion_quality(clip, details.get("failed_frames", ()))
         try:
             save_clip(args.out, clip)
@@ -150,4 +209,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.out}: {clip.num_frames} frames at {clip.mocap_framerate:g} fps from {args.input.name}; "
           f"{quality['bad']} frames flagged (non-finite {quality['non_finite']}, too fast {quality['too_fast']}, "
           f"below floor {quality['below_floor']}, not fitted {quality['known_bad']})")
+    for line in details.get("lines", []):
+        print(line)
     return 0

@@ -139,6 +139,7 @@ class Retargeter:
         source = np.asarray(source_rest_joints, dtype=np.float64)
         if source.shape != (NUM_JOINTS, 3):
             raise ValueError(f"source_rest_joints must be ({NUM_JOINTS}, 3), got {source.shape}")
+        source = _repair_zero_bones(source)
         basis = np.asarray(change_of_basis, dtype=np.float64)
         if basis.shape != (3, 3) or not np.allclose(basis @ basis.T, np.eye(3), atol=1e-6) or np.linalg.det(basis) < 0:
             raise ValueError("change_of_basis must be a 3x3 rotation matrix")
@@ -259,6 +260,19 @@ class Retargeter:
         if single:
             return RetargetedPose(world_rotations=out[0], root_translation=root[0])
         return RetargetedPose(world_rotations=out, root_translation=root)
+
+
+def _repair_zero_bones(source: np.ndarray) -> np.ndarray:
+    """Clips converted by older versions can hold zero-length bones (CMU's LowerBack, Neck,
+    collars, finger bases at their parents): give each a 1 cm bone along the generic
+    skeleton's direction, so rest directions exist (coincident collars come apart too)."""
+    out = np.array(source, dtype=np.float64)
+    for joint in range(1, NUM_JOINTS):
+        parent = int(PARENTS[joint])
+        if np.linalg.norm(out[joint] - out[parent]) < 1e-4:
+            step = GENERIC_REST_JOINTS[joint] - GENERIC_REST_JOINTS[parent]
+            out[joint] = out[parent] + 0.01 * step / np.linalg.norm(step)
+    return out
 
 
 def _parent_first_order(parents: np.ndarray) -> list[int]:

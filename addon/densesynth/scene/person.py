@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..bodies.default_body import DefaultBody
-from ..motion.catalogue import clip_by_spec
-from ..motion.clip import MotionClip, sample_frame
+from ..motion.catalogue import clip_by_spec, clip_errors
+from ..motion.clip import MotionClip, sample_grounded
 from ..motion.kinematics import forward_kinematics
 from ..motion.mirror import mirror_pose
 from ..motion.retarget import ANNY_JOINT_MAP, retarget_pose
@@ -58,12 +58,10 @@ def pose_person(person: dict, bodies: dict) -> PosedPerson:
     `bodies` maps a body kind (the spec's `body.kind`) to its loaded model.
     """
     kind = person["body"]["kind"]
-    if kind == "anny":
-        posed = _pose_anny(person, bodies[kind])
-    elif kind == "smpl":
-        posed = _pose_smpl(person, bodies[kind])
-    else:
+    if kind not in ("anny", "smpl"):
         raise ValueError(f"unknown body kind {kind!r}")
+    with clip_errors(person["motion"]):  # errors name the clip file and frame
+        posed = _pose_anny(person, bodies[kind]) if kind == "anny" else _pose_smpl(person, bodies[kind])
     return place(posed, person.get("placement"))
 
 
@@ -73,7 +71,7 @@ def _clip_frame(motion: dict) -> tuple[MotionClip, np.ndarray, np.ndarray]:
         time = motion["frame"] / clip.mocap_framerate
     else:
         time = clip_time(clip, motion["phase"])
-    pose72, trans = sample_frame(clip, time)
+    pose72, trans = sample_grounded(clip, time)  # trans from the ground under the person
     if motion["mirror"]:
         pose72, trans = mirror_pose(pose72, trans)
     return clip, pose72, trans
