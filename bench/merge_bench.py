@@ -43,7 +43,7 @@ def write_samples(out: Path, count: int) -> None:
         stem = sample_stem(index)
         record = {"image": {"file_name": f"{stem}.png", "height": 512, "width": 512, "index": index},
                   "annotations": [_annotation(index)]}
-        spec = {"persons": [{"motion": {"clip": "walk", "phase": (index % 97) / 97, "mirror": index % 2 == 0},
+        spec = {"spec_version": 1, "persons": [{"motion": {"clip": "walk", "phase": (index % 97) / 97, "mirror": index % 2 == 0},
                              "body": {"kind": "anny", "phenotype": {"gender": (index % 7) / 7, "height": 0.5,
                                                                      "weight": 0.5}}}]}
         files = {}

@@ -188,6 +188,7 @@ def merge(out: Path, num_samples: int | None = None, val_fraction: float = DEFAU
 
 def _write_merged(out: Path, finished: list[int], val_fraction: float, result: MergeResult) -> MergeResult:
     from densesynth.annotate.coco_densepose import DatasetWriter
+    from densesynth.spec.model import read_spec
 
     header = DatasetWriter().to_dict()
     outputs = {"all": out / "annotations.json", "train": out / "annotations_train.json",
@@ -199,7 +200,7 @@ def _write_merged(out: Path, finished: list[int], val_fraction: float, result: M
         for index in finished:
             stem = sample_stem(index)
             record = json.loads((out / "records" / f"{stem}.json").read_text())
-            spec = json.loads((out / "specs" / f"{stem}.json").read_text())
+            spec = read_spec(out / "specs" / f"{stem}.json")
             local = DatasetWriter()  # the same normalisation as a whole-run writer, one image at a time
             image = record["image"]
             local.add_image(image["file_name"], image["height"], image["width"])

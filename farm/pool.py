@@ -70,7 +70,7 @@ def render_sample(renderer: Any, job: Job, index: int) -> dict[str, Any]:
     """Render sample `index` and mark it done; returns the pipeline's record."""
     forget_sample(job.out, index)
     record = renderer.render(renderer.draw_spec(index))
-    write_manifest(job.out, job.identity, index, record)
+    write_manifest(job.out, job.identity, index, record, renderer.files)
     return record
 
 

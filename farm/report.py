@@ -59,7 +59,9 @@ def _values(pick, spec: dict) -> list:
 def collect(out_dir: Path) -> dict:
     from densesynth.annotate.parts import FINE_PART_NAMES
 
-    specs = [json.loads(p.read_text()) for p in sorted((out_dir / "specs").glob("*.json"))]
+    from densesynth.spec.model import read_spec
+
+    specs = [read_spec(p) for p in sorted((out_dir / "specs").glob("*.json"))]
     records = [json.loads(p.read_text()) for p in sorted((out_dir / "records").glob("*.json"))]
     pixels = np.zeros(25, dtype=np.int64)
     for path in sorted((out_dir / "labels24").glob("*.png")):

@@ -138,39 +138,40 @@ def failed_path(out: Path, stem: str) -> Path:
     return Path(out) / FAILED_DIR / f"{stem}.json"
 
 
-SAMPLE_EXTENSIONS = (".png", ".jpg", ".exr", ".json", ".npz")
-NOT_SAMPLE_FOLDERS = {DONE_DIR, FAILED_DIR, "logs"}
-
-
 def sample_files(out: Path, stem: str, record: dict[str, Any]) -> list[str]:
     """The files one finished sample owns, relative to DIR, records/<stem>.json last: the
-    image the record names, and `<stem>.<ext>` in every output folder (iuv/, labels24/,
-    iuv_raw/, persons/, geometry/, ... whatever the pipeline wrote). Probes names, never
-    lists a folder, so the cost per sample does not grow with the run."""
+    image the record names, and every `<folder>/<stem><ext>` a registered pass (or the
+    pipeline: specs/, records/, geometry/) may write and that is there. Used when the renderer
+    gave no list; probes names, never lists a folder, so the cost per sample does not grow
+    with the run."""
+    from densesynth.passes import sample_file_candidates
+
     out = Path(out)
     names = {f"images/{record['image']['file_name']}"}
-    folders = sorted(p.name for p in out.iterdir()
-                     if p.is_dir() and not p.name.startswith(".") and p.name not in NOT_SAMPLE_FOLDERS)
-    for folder in folders:
-        for extension in SAMPLE_EXTENSIONS:
-            if (out / folder / f"{stem}{extension}").is_file():
-                names.add(f"{folder}/{stem}{extension}")
+    for folder, extension in sample_file_candidates():
+        if folder != "images" and (out / folder / f"{stem}{extension}").is_file():
+            names.add(f"{folder}/{stem}{extension}")
     record_name = f"records/{stem}.json"
     names.discard(record_name)
     return sorted(names) + [record_name]
 
 
-def write_manifest(out: Path, identity: Identity, index: int, record: dict[str, Any]) -> Path:
-    """Mark sample `index` done: called after the pipeline wrote every file (record last)."""
+def write_manifest(out: Path, identity: Identity, index: int, record: dict[str, Any],
+                   files: list[str] | None = None) -> Path:
+    """Mark sample `index` done: called after the pipeline wrote every file (record last).
+    `files`: what the renderer says it wrote (SampleRenderer.files, from its passes); without
+    it, what `sample_files` finds."""
     from densesynth.io_utils import atomic_write_text
 
     out = Path(out)
     stem = sample_stem(index)
-    files = {}
-    for name in sample_files(out, stem, record):
+    record_name = f"records/{stem}.json"
+    names = sample_files(out, stem, record) if files is None else sorted(set(files) - {record_name}) + [record_name]
+    manifest_files = {}
+    for name in names:
         stat = (out / name).stat()
-        files[name] = {"size": stat.st_size, "sha256": _sha256(out / name), "mtime_ns": stat.st_mtime_ns}
-    manifest = {"version": MANIFEST_VERSION, "stem": stem, **identity.of(index), "files": files}
+        manifest_files[name] = {"size": stat.st_size, "sha256": _sha256(out / name), "mtime_ns": stat.st_mtime_ns}
+    manifest = {"version": MANIFEST_VERSION, "stem": stem, **identity.of(index), "files": manifest_files}
     path = manifest_path(out, stem)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(manifest, sort_keys=True, indent=1) + "\n")
@@ -262,10 +263,12 @@ FOREIGN_TEMPORARY_TIMEOUT_S = 24 * 3600.0
 
 def remove_stale_temporaries(out: Path, foreign_timeout_s: float = FOREIGN_TEMPORARY_TIMEOUT_S) -> int:
     """Delete our temporary files (io_utils.temporary_sibling: prefix, owner, pid) left by
-    killed writers, in the run's own folders only (DIR itself and io_utils.RUN_FOLDERS):
+    killed writers, in the run's own folders only (DIR itself, the folders the registered passes
+    and the pipeline write into, and the farm's):
     one of this owner (host and PID namespace) whose pid no longer runs, or one of another
     owner untouched for `foreign_timeout_s`. Nothing else is ever deleted. Returns how many."""
-    from densesynth.io_utils import RUN_FOLDERS, parse_temporary, temporary_owner
+    from densesynth.io_utils import parse_temporary, temporary_owner
+    from densesynth.passes import run_folders
 
     removed = 0
     out = Path(out)
@@ -273,7 +276,7 @@ def remove_stale_temporaries(out: Path, foreign_timeout_s: float = FOREIGN_TEMPO
         return 0  # not (yet) a folder of ours
     me = temporary_owner()
     now = time.time()
-    for folder in [out, *(out / name for name in RUN_FOLDERS)]:
+    for folder in [out, *(out / name for name in [*run_folders(), DONE_DIR, FAILED_DIR, "logs"])]:
         try:
             entries = list(os.scandir(folder))
         except OSError:

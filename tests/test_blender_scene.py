@@ -31,8 +31,17 @@ def scene_and_body(default_body):
     return scene, slot, vertices
 
 
+SPEC = {"stem": "x", "render": {"beauty_samples": 2, "denoise": False, "cycles_seed": 0, "shadow_catcher": False}}
+
+
+def render(scene, name: str, path) -> None:
+    from densesynth.passes import get_pass
+
+    scene.render_pass(get_pass(name).blender_setup(SPEC), path)
+
+
 def body_colour(scene, path) -> np.ndarray:
-    scene.render_beauty(path, 2, False, 0, False)
+    render(scene, "beauty", path)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     return image[image[..., 3] > 0][:, 2::-1].mean(axis=0)  # RGB
 
@@ -53,10 +62,25 @@ def test_vertex_updates_reach_the_label_pass(scene_and_body, tmp_path):
     from iuv_compare import read_exr_rgba
 
     scene, slot, vertices = scene_and_body
-    scene.render_labels(tmp_path / "a.exr")
+    render(scene, "iuv", tmp_path / "a.exr")
     slot.set_vertices(vertices + np.array([0.4, 0.0, 0.0]))
-    scene.render_labels(tmp_path / "b.exr")
+    render(scene, "iuv", tmp_path / "b.exr")
     slot.set_vertices(vertices)
     cols_a = np.nonzero(read_exr_rgba(tmp_path / "a.exr")[..., 3].any(axis=0))[0]
     cols_b = np.nonzero(read_exr_rgba(tmp_path / "b.exr")[..., 3].any(axis=0))[0]
     assert cols_b.mean() > cols_a.mean() + 5  # the person moved right in the image
+
+
+def test_a_pass_leaves_no_setting_behind(scene_and_body, tmp_path):
+    """Every value a pass sets is restored after its render: nothing leaks into the next pass."""
+    from densesynth.passes import get_pass, pass_names
+    from densesynth.render.blender_scene import _resolve
+
+    scene = scene_and_body[0]
+    for name in pass_names():
+        setup = get_pass(name).blender_setup(SPEC)
+        before = {dotted: getattr(*_resolve(scene.scene, dotted)) for dotted, _ in setup.settings}
+        override, ground = scene.scene.view_layers[0].material_override, scene.ground.hide_render
+        render(scene, name, tmp_path / f"{name}{get_pass(name).raw[1]}")
+        assert {dotted: getattr(*_resolve(scene.scene, dotted)) for dotted, _ in setup.settings} == before, name
+        assert scene.scene.view_layers[0].material_override == override and scene.ground.hide_render == ground

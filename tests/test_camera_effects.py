@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from densesynth.appearance.camera_effects import (
-    DEFAULT_CAMERA_EFFECTS, add_sensor_noise, apply_blur, apply_camera_effects, draw_camera_effects,
+    add_sensor_noise, apply_blur, apply_camera_effects, draw_camera_effects,
     jpeg_reencode, linear_to_srgb, motion_kernel, srgb_to_linear,
 )
+from densesynth.config import default_config
 
 
 def _textured(seed=0, h=96, w=128):
@@ -52,7 +53,8 @@ def test_draws_cover_every_effect_and_respect_probabilities():
     assert kinds == {"gaussian", "motion"}
     assert 0.5 < np.mean([d["noise"] is not None for d in draws]) < 0.9
     q = [d["jpeg"]["quality"] for d in draws if d["jpeg"]]
-    assert min(q) >= DEFAULT_CAMERA_EFFECTS["jpeg_quality"][0] and max(q) <= DEFAULT_CAMERA_EFFECTS["jpeg_quality"][1]
+    low, high = default_config()["camera_effects"]["jpeg_quality"]
+    assert min(q) >= low and max(q) <= high
     off = {"blur_probability": 0, "noise_probability": 0, "jpeg_probability": 0}
     none = draw_camera_effects(np.random.default_rng(0), off)
     assert none["blur"] is None and none["noise"] is None and none["jpeg"] is None

@@ -28,7 +28,7 @@ def test_shards_cover_every_sample_once():
 
 
 def fake_spec(index: int, clip: str = "walk", phase: float = 0.3) -> dict:
-    return {"stem": f"{index:08d}", "index": index, "persons": [{
+    return {"spec_version": 1, "stem": f"{index:08d}", "index": index, "persons": [{
         "body": {"phenotype": {"gender": 0.2, "height": 0.5, "weight": 0.5}},
         "motion": {"clip": clip, "phase": phase, "mirror": False}}]}
 

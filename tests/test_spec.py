@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from densesynth.config import default_config
 from densesynth.spec.sample_spec import draw_spec, dumps_spec
 from densesynth.spec.seeds import sample_seed
@@ -77,3 +79,21 @@ def test_people_count_and_placements_keep_their_distance():
     two["people"]["count"] = [2, 2]
     # Adding people never changes the first person.
     assert draw_spec(single, "h", 4, 0, fake_fit)["persons"][0]["body"] == draw_spec(two, "h", 4, 0, fake_fit)["persons"][0]["body"]
+
+
+def test_a_spec_is_read_and_written_in_one_place_and_its_version_is_checked(tmp_path):
+    from densesynth.errors import UserError
+    from densesynth.spec.model import SPEC_VERSION, SpecError, read_spec, write_spec
+
+    spec = draw_spec(default_config(), "h", 3, 0, fake_fit)
+    path = tmp_path / "00000000.json"
+    write_spec(path, spec)
+    assert read_spec(path) == spec and path.read_text() == dumps_spec(spec)
+    for text, needle in ((dumps_spec({**spec, "spec_version": SPEC_VERSION + 1}), "spec_version 2"),
+                         (dumps_spec({k: v for k, v in spec.items() if k != "spec_version"}), "spec_version None"),
+                         ("[1, 2]", "not a sample spec"), ("[1, 2", "not valid JSON")):
+        path.write_text(text)
+        with pytest.raises(SpecError) as caught:
+            read_spec(path)
+        assert isinstance(caught.value, UserError) and needle in str(caught.value)
+        assert str(path) in str(caught.value) and "\n" not in str(caught.value)

@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="YAML config; embedded defaults when absent")
     parser.add_argument("--debug-geometry", action="store_true", help="also write DIR/geometry/<stem>.npz")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser.add_argument("--body", choices=("anny", "smpl"), help="body kind (overrides body.kind)")
+    from .bodies.kinds import body_kind_names
+
+    parser.add_argument("--body", choices=body_kind_names(), help="body kind (overrides body.kind)")
     parser.add_argument("--smpl-dir", help="folder with your SMPL model files (overrides body.smpl_dir)")
     parser.add_argument("--gender", choices=("random", "female", "male", "neutral"),
                         help="SMPL gender (overrides body.gender)")
@@ -303,11 +305,16 @@ def check_options(args: argparse.Namespace, config: dict) -> None:
             if value is not None:
                 raise UserError(f"{option} is for --executor ray; the local executor ignores it: add --executor ray "
                                 f"or drop {option}")
-    if config["body"]["kind"] != "smpl":
-        for option, value in (("--gender", getattr(args, "gender", None)), ("--smpl-dir", getattr(args, "smpl_dir", None))):
-            if value is not None:
-                raise UserError(f"{option} applies to SMPL bodies, but the body is {config['body']['kind']}: "
-                                f"add --body smpl (or set body.kind: smpl) or drop {option}")
+    from .bodies.kinds import body_kind, body_kind_names
+
+    kind = config["body"]["kind"]
+    for other in body_kind_names():
+        for dest in body_kind(other).options:
+            if dest not in body_kind(kind).options and getattr(args, dest, None) is not None:
+                option = "--" + dest.replace("_", "-")
+                owner = body_kind(other).label or other
+                raise UserError(f"{option} applies to {owner} bodies, but the body is {kind}: "
+                                f"add --body {other} (or set body.kind: {other}) or drop {option}")
     if args.shards is not None and not args.shards.strip():
         raise UserError("--shards is empty: give shard numbers like 0,3-5, or leave --shards out for all")
 
@@ -379,10 +386,10 @@ def run(args: argparse.Namespace) -> int:
               f"{len(todo)} to render{f' ({corrupt} of them damaged)' if corrupt else ''} with {args.workers or 'no'} worker process{'es' * (args.workers != 1)}",
               file=sys.stderr, flush=True)
 
-    from .bodies.cache import ensure_anny_archive
+    from .bodies.kinds import body_kind
 
-    if todo and config["body"]["kind"] == "anny":
-        ensure_anny_archive()  # export the body once here, not in every worker at the same time
+    if todo:
+        body_kind(config["body"]["kind"]).prepare()  # assets once here, not in every worker at the same time
     if todo or not (args.out / CHARTS_FILE).is_file():
         write_chart_surface(args.out / CHARTS_FILE, config["body"])  # what the trainer's (I, U, V) mean
     # One Cycles thread per worker when several share the machine: execution only, so the

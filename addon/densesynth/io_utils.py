@@ -17,10 +17,6 @@ import socket
 from pathlib import Path
 
 TEMPORARY_PREFIX = ".densesynth-tmp."
-# The output folders of a run (pipeline.OUTPUT_FOLDERS and the optional ones, plus the farm's):
-# the only places temporaries of ours are written to, and so the only ones cleaned.
-RUN_FOLDERS = ("images", "iuv", "labels24", "labels14", "iuv_png", "specs", "records", "iuv_raw", "persons",
-               "geometry", "done", "failed", "logs")
 _TEMPORARY = re.compile(r"^" + re.escape(TEMPORARY_PREFIX) + r"(?P<owner>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.")
 _OWNER: str | None = None
 

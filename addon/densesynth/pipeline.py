@@ -3,13 +3,12 @@
 Stages and where they live:
   specified  spec/        (draws and seeds, JSON)
   posed      scene/       (body shape, motion, camera fit; NumPy)
-  rendered   render/      (Blender: beauty pass and exact label pass)
-  decoded    decode/      (EXR -> IUV maps, part label images)
+  rendered   render/      (Blender: the configured passes of passes/, e.g. beauty and exact IUV)
+  decoded    passes/      (each pass's render -> named per-pixel layers; decode/ reads the EXRs)
   annotated  annotate/    (COCO-DensePose fields, keypoint visibility)
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from .annotate.coco_densepose import DatasetWriter, person_annotation
@@ -27,20 +25,20 @@ from .appearance.backdrops import horizon_row, procedural_backdrop
 from .appearance.camera_effects import apply_camera_effects
 from .appearance.clothing import clothing_texture, uv_part_map
 from .appearance.harmonise import get_harmoniser, harmonise
-from .appearance.lens import distort_image, distort_labels, distort_mask, distort_points, distortion_maps, is_identity
-from .appearance.occluders import apply_occlusion, composite_occluders, occluder_library
+from .appearance.lens import distort_layers, distort_mask, distort_points, distortion_maps, is_identity
+from .appearance.occluders import composite_occluders, occlude_layers, occluder_library
 from .appearance.photo_backdrops import photo_backdrop
 from .appearance.texture_folders import folder_texture
-from .bodies.default_body import DefaultBody
-from .decode.iuv_exr import read_exr_channel, read_iuv_exr, write_iuv_exr
-from .decode.label_maps import write_coarse_png, write_fine_png, write_iuv_png, write_png
-from .io_utils import atomic_write_bytes, atomic_write_text, temporary_sibling
+from .bodies.kinds import load_bodies
+from .core.label_maps import IUVMaps
+from .io_utils import atomic_write_text, temporary_sibling
+from .passes import SampleContext, output_folders, resolve
+from .passes.beauty import image_name
 from .scene.camera import PinholeCamera, camera_from_spec, fit_camera
 from .scene.person import PosedPerson, pose_person
-from .spec.sample_spec import draw_image_effects, draw_spec, write_spec
+from .spec.model import write_spec
+from .spec.sample_spec import draw_image_effects, draw_spec
 
-OUTPUT_FOLDERS = ("images", "iuv", "labels24", "labels14", "iuv_png", "specs", "records")
-# `persons/<stem>.png` (which person each pixel shows, 1-based) is written only for images with several people.
 
 
 @dataclass
@@ -88,16 +86,6 @@ def check_blender_version() -> None:
                         "or newer (see blender_version.txt and the README); install it and run with that one")
 
 
-def load_bodies(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The body kinds a config draws from, loaded once per process."""
-    if cfg["kind"] == "smpl":
-        from .bodies.smpl_body import SmplPeople
-
-        genders = ("female", "male") if cfg["gender"] == "random" else (cfg["gender"],)
-        return {"smpl": SmplPeople.load(cfg["smpl_dir"], genders)}
-    return {"anny": DefaultBody.load()}
-
-
 def backdrop_brightness(backdrop: np.ndarray) -> float:
     """Light scale from the backdrop's mean luminance (0.45 = neutral), kept within [0.5, 1.6]:
     a person lit like a sunny day does not belong in a dim photograph."""
@@ -127,43 +115,34 @@ class _Timer:
         self.times.add(self.stage, time.perf_counter() - self.start)
 
 
-class SampleRenderer:
-    """Holds what is built once per process (bodies, charts, Blender scene) and renders samples."""
+class SpecScene:
+    """What realises a spec in Blender, built once per process: the bodies of the config's
+    body kind (bodies/kinds.py), their meshes and clothing part maps, and the Blender scene.
+    The pipeline and the add-on's panel build every scene from a spec through `build`."""
 
-    def __init__(self, config: dict[str, Any], config_id: str, run_seed: int, out_dir: Path,
-                 debug_geometry: bool = False):
-        check_blender_version()
+    def __init__(self, config: dict[str, Any], scene=None):
         from .render.blender_scene import BlenderScene, PersonMesh  # bpy only from here on
 
-        self.config, self.config_id, self.run_seed = config, config_id, run_seed
-        self.out_dir = Path(out_dir)
-        self.debug_geometry = debug_geometry or config["annotation"]["write_debug_geometry"]
-        self.times = StageTimes()
+        self.config = config
         self._last_poses: tuple[str, list[PosedPerson]] | None = None
-        start = time.perf_counter()
         self.bodies = load_bodies(config["body"])
         texture_size = config["appearance"]["texture_size"]
         self.part_maps = {kind: uv_part_map(body.corner_texture_uv, body.face_part, texture_size)
                           for kind, body in self.bodies.items()}
         self.meshes = {kind: PersonMesh(body.faces, body.corner_iuv, body.corner_texture_uv, body.num_vertices)
                        for kind, body in self.bodies.items()}
-        self.occluders = occluder_library(config["occluders"]) if config["occluders"]["probability"] > 0 else {}
-        if config["harmonise"]["probability"] > 0:
-            get_harmoniser(config["harmonise"]["method"])  # an unknown harmoniser fails now, not mid-run
-        self.scene = BlenderScene(texture_size, config["render"]["device"], config["render"]["threads"])
-        self.times.add("process_setup", time.perf_counter() - start)
-        for folder in OUTPUT_FOLDERS + (("geometry",) if self.debug_geometry else ()):
-            (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
+        self.blender = BlenderScene(texture_size, config["render"]["device"], config["render"]["threads"], scene=scene)
 
-    # --- specification ------------------------------------------------------------------
-    def draw_spec(self, index: int) -> dict[str, Any]:
+    def draw_spec(self, config_id: str, run_seed: int, index: int) -> dict[str, Any]:
+        """Sample `index`'s spec: the draws, the camera fitted to the first person, then the
+        image effects (which depend on where the person lands in the image)."""
         def fit(spec: dict[str, Any]) -> dict[str, Any]:
-            main = self._pose_all(spec["persons"])[0]  # the camera frames the first person
+            main = self.pose_all(spec["persons"])[0]  # the camera frames the first person
             return fit_camera(main.vertices, spec["camera"], spec["render"]["width"], spec["render"]["height"])
 
-        spec = draw_spec(self.config, self.config_id, self.run_seed, index, fit)
+        spec = draw_spec(self.config, config_id, run_seed, index, fit)
         camera = camera_from_spec(spec)
-        uv, depth = camera.project(self._pose_all(spec["persons"])[0].vertices)
+        uv, depth = camera.project(self.pose_all(spec["persons"])[0].vertices)
         uv = uv[depth > 0]
         box = None
         if len(uv):
@@ -173,84 +152,28 @@ class SampleRenderer:
         draw_image_effects(self.config, spec, box, camera.K)
         return spec
 
-    def _pose_all(self, persons: list[dict[str, Any]]) -> list[PosedPerson]:
+    def pose_all(self, persons: list[dict[str, Any]]) -> list[PosedPerson]:
         """Pose every person, reusing the poses computed for the camera fit of the same spec."""
         key = json.dumps(persons, sort_keys=True)
         if self._last_poses is None or self._last_poses[0] != key:
             self._last_poses = (key, [pose_person(person, self.bodies) for person in persons])
         return self._last_poses[1]
 
-    # --- one sample -----------------------------------------------------------------------
-    def render(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Render and annotate one sample; returns its record (image entry and annotations)."""
-        stem, out = spec["stem"], self.out_dir
+    def build(self, spec: dict[str, Any]) -> tuple[list[PosedPerson], PinholeCamera, np.ndarray]:
+        """Realise `spec` in the Blender scene (people, clothes, camera, lights); returns the
+        posed people, the camera and the backdrop (RGB float) the lights were steered by."""
         kinds = [person["body"]["kind"] for person in spec["persons"]]
-        with _Timer(self.times, "scene_setup"):
-            people = self._pose_all(spec["persons"])
-            camera = camera_from_spec(spec)
-            for slot, kind, posed, appearance in zip(self.scene.person_slots(kinds, self.meshes), kinds, people,
-                                                     spec["appearance"]):
-                slot.set_texture(self._texture(appearance, kind), appearance["roughness"])
-                slot.set_vertices(posed.vertices)
-            self.scene.set_camera(camera)
-            backdrop = self._backdrop(spec, camera)
-            brightness = backdrop_brightness(backdrop) if spec["lights"]["steer_by_backdrop"] else 1.0
-            self.scene.set_lights(spec["lights"], people[0].vertices.mean(axis=0), brightness)
-        beauty_path = temporary_sibling(out / "images" / f"{stem}.beauty.png")
-        exr_path = out / "iuv" / f"{stem}.exr"
-        # The label pass is rendered into, and read back from, this process's own temporary;
-        # only a finished file is renamed to its final name (another process rendering the
-        # same sample can never hand us its labels, nor we it ours).
-        label_tmp = temporary_sibling(exr_path)
-        try:
-            with _Timer(self.times, "beauty_pass"):
-                r = spec["render"]
-                self.scene.render_beauty(beauty_path, r["beauty_samples"], r["denoise"], r["cycles_seed"],
-                                         r["shadow_catcher"])
-            with _Timer(self.times, "label_pass"):
-                self.scene.render_labels(label_tmp)
-                person_index = self._render_person_index(stem) if len(people) > 1 else None
-            with _Timer(self.times, "decode_annotate"):
-                image, alpha = self._composite(backdrop, beauty_path)
-                maps = read_iuv_exr(label_tmp)
-                if person_index is not None:
-                    maps = dataclasses.replace(maps, person_index=np.where(maps.I > 0, person_index, 0))
-                image, maps, effects = self._image_effects(spec, camera, image, alpha, maps)
-                image_name = self._write_image(spec, image)
-                if effects.changed_labels:
-                    # iuv/ always describes images/: Blender's own render moves to iuv_raw/.
-                    (out / "iuv_raw").mkdir(exist_ok=True)
-                    os.replace(label_tmp, out / "iuv_raw" / f"{stem}.exr")
-                    write_iuv_exr(exr_path, maps)
-                else:
-                    os.replace(label_tmp, exr_path)
-                write_fine_png(out / "labels24" / f"{stem}.png", maps)
-                write_coarse_png(out / "labels14" / f"{stem}.png", maps)
-                write_iuv_png(out / "iuv_png" / f"{stem}.png", maps)
-                if person_index is not None:
-                    write_png(out / "persons" / f"{stem}.png", maps.person_index.astype(np.uint8))
-                scene_mesh = self._scene_mesh(kinds, people)
-                record = self._annotate(spec, camera, people, scene_mesh, maps, image_name, effects)
-        finally:  # a failed sample leaves none of its temporaries behind
-            label_tmp.unlink(missing_ok=True)
-            beauty_path.unlink(missing_ok=True)
-        if self.debug_geometry:
-            self._write_geometry(stem, people, scene_mesh, camera, effects)
-        write_spec(out / "specs" / f"{stem}.json", spec)
-        # The record is written last: its presence marks the sample as finished.
-        atomic_write_text(out / "records" / f"{stem}.json", json.dumps(record, sort_keys=True) + "\n")
-        self.times.samples += 1
-        return record
-
-    def _render_person_index(self, stem: str) -> np.ndarray:
-        """Which person each pixel shows (1-based, 0 = nobody): a second exact 1-sample pass."""
-        (self.out_dir / "persons").mkdir(exist_ok=True)
-        path = temporary_sibling(self.out_dir / "persons" / f"{stem}.exr")
-        self.scene.render_instances(path)
-        try:
-            return np.round(read_exr_channel(path, "R")).astype(np.int64)
-        finally:
-            os.remove(path)
+        people = self.pose_all(spec["persons"])
+        camera = camera_from_spec(spec)
+        for slot, kind, posed, appearance in zip(self.blender.person_slots(kinds, self.meshes), kinds, people,
+                                                 spec["appearance"]):
+            slot.set_texture(self._texture(appearance, kind), appearance["roughness"])
+            slot.set_vertices(posed.vertices)
+        self.blender.set_camera(camera)
+        backdrop = self._backdrop(spec, camera)
+        brightness = backdrop_brightness(backdrop) if spec["lights"]["steer_by_backdrop"] else 1.0
+        self.blender.set_lights(spec["lights"], people[0].vertices.mean(axis=0), brightness)
+        return people, camera, backdrop
 
     def _texture(self, appearance: dict[str, Any], kind: str) -> np.ndarray:
         if appearance.get("texture_kind") == "folder":
@@ -265,53 +188,106 @@ class SampleRenderer:
         horizon = horizon_row(camera.focal_px, camera.height, spec["camera"]["fitted"]["elevation_deg"])
         return procedural_backdrop(params, camera.width, camera.height, horizon)
 
-    def _composite(self, backdrop: np.ndarray, beauty_path: Path) -> tuple[np.ndarray, np.ndarray]:
-        """The beauty render over the backdrop: (BGR uint8 image, the render's alpha in [0, 1])."""
-        rgba = cv2.imread(str(beauty_path), cv2.IMREAD_UNCHANGED)
-        os.remove(beauty_path)
-        if rgba is None:
-            raise RuntimeError(f"Blender wrote no readable beauty image at {beauty_path}")
-        rgba = rgba.astype(np.float32) / 255.0
-        alpha = rgba[..., 3:4]
-        composite = rgba[..., :3] * alpha + backdrop[..., ::-1] * (1.0 - alpha)
-        return np.clip(np.round(composite * 255.0), 0, 255).astype(np.uint8), alpha[..., 0]
 
-    def _image_effects(self, spec: dict[str, Any], camera: PinholeCamera, image: np.ndarray, alpha: np.ndarray,
-                       maps) -> tuple[np.ndarray, Any, "ImageEffects"]:
-        """Harmonise, occlude, distort, then the camera's own effects; labels follow every
-        step that moves or hides pixels. The order is the physical one: occluders are in the
-        scene (seen through the lens), noise and JPEG happen in the camera after the lens."""
+class SampleRenderer:
+    """Holds what is built once per process (a SpecScene, occluders, passes) and renders samples."""
+
+    def __init__(self, config: dict[str, Any], config_id: str, run_seed: int, out_dir: Path,
+                 debug_geometry: bool = False):
+        check_blender_version()
+        self.config, self.config_id, self.run_seed = config, config_id, run_seed
+        self.out_dir = Path(out_dir)
+        self.debug_geometry = debug_geometry or config["annotation"]["write_debug_geometry"]
+        self.times = StageTimes()
+        start = time.perf_counter()
+        self.spec_scene = SpecScene(config)
+        self.bodies, self.scene = self.spec_scene.bodies, self.spec_scene.blender
+        self.occluders = occluder_library(config["occluders"]) if config["occluders"]["probability"] > 0 else {}
+        if config["harmonise"]["probability"] > 0:
+            get_harmoniser(config["harmonise"]["method"])  # an unknown harmoniser fails now, not mid-run
+        self.passes = resolve(config["passes"])
+        self.layer_rules = {layer.name: layer for p in self.passes for layer in p.layers}
+        self.files: list[str] = []  # what the last render() wrote, relative to out_dir (record last)
+        self.times.add("process_setup", time.perf_counter() - start)
+        for folder in output_folders(self.passes) + (["geometry"] if self.debug_geometry else []):
+            (self.out_dir / folder).mkdir(parents=True, exist_ok=True)
+
+    def draw_spec(self, index: int) -> dict[str, Any]:
+        return self.spec_scene.draw_spec(self.config_id, self.run_seed, index)
+
+    # --- one sample -----------------------------------------------------------------------
+    def render(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Render and annotate one sample; returns its record (image entry and annotations).
+        The files it wrote (relative to the run folder, the record last) are then `self.files`."""
+        out = self.out_dir
+        kinds = [person["body"]["kind"] for person in spec["persons"]]
+        with _Timer(self.times, "scene_setup"):
+            people, camera, backdrop = self.spec_scene.build(spec)
+        sample = SampleContext(spec=spec, out=out, num_people=len(people), backdrop=backdrop)
+        passes = [p for p in self.passes if p.wanted(sample)]
+        # Each pass renders into, and is read back from, this process's own temporary; only a
+        # finished file is renamed to its final name (another process rendering the same
+        # sample can never hand us its files, nor we it ours).
+        raws = {p.name: p.raw_path(sample) for p in passes}
+        files: list[str] = []
+        try:
+            stage_seconds: dict[str, float] = {}
+            for p in passes:
+                start = time.perf_counter()
+                self.scene.render_pass(p.blender_setup(spec), raws[p.name])
+                stage_seconds[p.stage] = stage_seconds.get(p.stage, 0.0) + time.perf_counter() - start
+            for stage, seconds in stage_seconds.items():
+                self.times.add(stage, seconds)
+            with _Timer(self.times, "decode_annotate"):
+                layers: dict[str, np.ndarray] = {}
+                for p in passes:
+                    layers.update(p.decode(raws[p.name], sample, layers))
+                layers, effects = self._image_effects(spec, camera, layers)
+                sample.labels_changed = effects.changed_labels
+                for p in passes:
+                    files += p.write(raws[p.name], sample, layers)
+                scene_mesh = self._scene_mesh(kinds, people)
+                record = self._annotate(spec, camera, people, scene_mesh, IUVMaps.from_layers(layers),
+                                        image_name(spec), effects)
+        finally:  # a failed sample leaves none of its temporaries behind
+            for raw in raws.values():
+                raw.unlink(missing_ok=True)
+        if self.debug_geometry:
+            self._write_geometry(spec["stem"], people, scene_mesh, camera, effects)
+            files.append(f"geometry/{spec['stem']}.npz")
+        write_spec(out / "specs" / f"{spec['stem']}.json", spec)
+        # The record is written last: its presence marks the sample as finished.
+        atomic_write_text(out / "records" / f"{spec['stem']}.json", json.dumps(record, sort_keys=True) + "\n")
+        self.files = sorted(set(files) | {f"specs/{spec['stem']}.json"}) + [f"records/{spec['stem']}.json"]
+        self.times.samples += 1
+        return record
+
+    def _image_effects(self, spec: dict[str, Any], camera: PinholeCamera, layers: dict[str, np.ndarray]
+                       ) -> tuple[dict[str, np.ndarray], "ImageEffects"]:
+        """Harmonise, occlude, distort, then the camera's own effects; every layer follows each
+        step that moves or hides pixels, by its own rule (passes/base.py). The order is the
+        physical one: occluders are in the scene (seen through the lens), noise and JPEG happen
+        in the camera after the lens."""
         effects = ImageEffects()
+        image = layers["image"]
         if spec.get("harmonise"):
-            image = harmonise(image, alpha, spec["harmonise"]["strength"], spec["harmonise"]["method"])
+            image = harmonise(image, layers["image_alpha"], spec["harmonise"]["strength"], spec["harmonise"]["method"])
         if spec.get("occluders"):
             image, effects.occlusion = composite_occluders(image, spec["occluders"], self.occluders)
-            maps = apply_occlusion(maps, effects.occlusion)
+            layers = occlude_layers(layers, [n for n in layers if self.layer_rules[n].occludable], effects.occlusion)
+        layers = {**layers, "image": image}
         coeffs = spec.get("lens", {}).get("dist_coeffs")
         if coeffs is not None and not is_identity(coeffs):
             effects.dist_coeffs = np.asarray(coeffs, dtype=np.float64)
             warp = distortion_maps(camera.K, effects.dist_coeffs, camera.width, camera.height)
-            image = distort_image(image, warp)
-            maps = distort_labels(maps, warp)
+            layers = distort_layers(layers, {n: self.layer_rules[n].resample for n in layers}, warp)
             if effects.occlusion is not None:
                 effects.occlusion_out = distort_mask(effects.occlusion, warp).astype(bool)
         elif effects.occlusion is not None:
             effects.occlusion_out = effects.occlusion
         if spec.get("camera_effects"):
-            image = apply_camera_effects(image, spec["camera_effects"])
-        return image, maps, effects
-
-    def _write_image(self, spec: dict[str, Any], image: np.ndarray) -> str:
-        """Encode the final image into images/; returns its file name there."""
-        stem, r = spec["stem"], spec["render"]
-        extension = "jpg" if r["image_format"] == "jpg" else "png"
-        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if extension == "jpg" else []
-        ok, encoded = cv2.imencode(f".{extension}", image, params)
-        if not ok:
-            raise RuntimeError(f"could not encode image {stem}")
-        name = f"{stem}.{extension}"
-        atomic_write_bytes(self.out_dir / "images" / name, encoded.tobytes())
-        return name
+            layers["image"] = apply_camera_effects(layers["image"], spec["camera_effects"])
+        return layers, effects
 
     def _scene_mesh(self, kinds: list[str], people: list[PosedPerson]):
         """All people as one mesh: vertices, faces, face parts, corner IUV, person of each face."""

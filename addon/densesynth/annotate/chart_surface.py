@@ -32,18 +32,9 @@ CHARTS_FILE = "charts.npz"
 
 def chart_surface_arrays(body_cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """The charts.npz arrays of the body kind a config's `body` section draws."""
-    if body_cfg["kind"] == "smpl":
-        from ..bodies.smpl_body import SmplPeople
+    from ..bodies.kinds import body_kind
 
-        genders = ("female", "male") if body_cfg["gender"] == "random" else (body_cfg["gender"],)
-        smpl = SmplPeople.load(body_cfg["smpl_dir"], genders[:1]).model(genders[0])
-        vertices, _ = smpl.model.rest()
-        faces, corner_iuv = smpl.faces, smpl.corner_iuv
-    else:
-        from ..bodies.default_body import DefaultBody
-
-        body = DefaultBody.load()
-        vertices, faces, corner_iuv = body.model.rest({}).vertices, body.faces, body.corner_iuv
+    vertices, faces, corner_iuv = body_kind(body_cfg["kind"]).rest_surface(body_cfg)
     return {
         "body_kind": np.array(body_cfg["kind"]),
         "vertices": np.asarray(vertices, dtype=np.float32),
@@ -67,7 +58,9 @@ def main(argv: list[str]) -> int:
     DensePose-COCO, whose charts live on the user's SMPL template."""
     parser = argparse.ArgumentParser(prog="python -m farm charts", description=main.__doc__)
     parser.add_argument("--out", type=Path, required=True, help="the charts.npz file to write")
-    parser.add_argument("--body", choices=("anny", "smpl"), default="anny")
+    from ..bodies.kinds import body_kind_names
+
+    parser.add_argument("--body", choices=body_kind_names(), default="anny")
     parser.add_argument("--smpl-dir", default="", help="folder with the SMPL model files (--body smpl)")
     parser.add_argument("--gender", choices=("female", "male", "neutral"), default="female")
     args = parser.parse_args(argv)

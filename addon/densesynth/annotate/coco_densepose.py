@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..decode.iuv_exr import IUVMaps
+from ..core.label_maps import IUVMaps
 from ..io_utils import atomic_write_bytes
 from .parts import COCO_KEYPOINT_NAMES, COCO_SKELETON, FINE_TO_COARSE, NUM_COARSE_PARTS
 from .points import sample_points

@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "DEFAULT_CAMERA_EFFECTS",
     "srgb_to_linear",
     "linear_to_srgb",
     "add_sensor_noise",
@@ -38,19 +37,13 @@ __all__ = [
     "draw_camera_effects",
 ]
 
-# Suggested config block (``camera_effects:``); every range is [low, high] drawn uniformly
-# (log-uniformly for the gain), every probability is per sample.
-DEFAULT_CAMERA_EFFECTS: dict[str, Any] = {
-    "blur_probability": 0.3,          # any blur at all
-    "motion_blur_fraction": 0.4,      # of the blurred samples, share with motion blur
-    "gaussian_sigma_px": [0.4, 1.5],  # defocus
-    "motion_length_px": [3.0, 11.0],  # motion streak length
-    "noise_probability": 0.7,
-    "gain": [2.0e-4, 4.0e-3],         # linear units per electron (1/gain electrons at white)
-    "read_noise": [0.0005, 0.006],    # std of the read noise, linear units of white
-    "jpeg_probability": 0.5,
-    "jpeg_quality": [40, 95],
-}
+def _settings(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``camera_effects:`` section: `cfg` over the defaults of ``config/defaults.yaml``
+    (their only home). Every range is [low, high] drawn uniformly (log-uniformly for the
+    gain), every probability is per sample."""
+    from ..config.loader import section_defaults
+
+    return {**section_defaults("camera_effects"), **(cfg or {})}
 
 
 def _rng(rng: np.random.Generator | int | None, params: dict[str, Any]) -> np.random.Generator:
@@ -180,13 +173,14 @@ def apply_camera_effects(image: np.ndarray, params: dict[str, Any]) -> np.ndarra
 
 
 def draw_camera_effects(rng: np.random.Generator, cfg: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Draw one sample's camera effects; missing ``cfg`` keys take :data:`DEFAULT_CAMERA_EFFECTS`.
+    """Draw one sample's camera effects; missing ``cfg`` keys take the defaults
+    of ``config/defaults.yaml``.
 
     Returns ``{"blur": {...} | None, "noise": {...} | None, "jpeg": {...} | None, "seed": int}``
     with plain floats and ints (JSON-able). The same number of random draws is made whatever
     the probabilities, so changing one probability does not reshuffle the other effects.
     """
-    c = {**DEFAULT_CAMERA_EFFECTS, **(cfg or {})}
+    c = _settings(cfg)
     u = rng.random(5)
     sigma = float(rng.uniform(*c["gaussian_sigma_px"]))
     length = float(rng.uniform(*c["motion_length_px"]))

@@ -23,7 +23,7 @@ background in the labels and as border in the image.
 
 Images are resampled bilinearly. Labels cannot be: an exact IUV value at a non-pixel point
 would need the geometry (a new ray cast), which the 2D pass no longer has. So
-:func:`distort_labels` takes, for each output pixel, the *nearest* rendered pixel
+:func:`distort_layers` (and :func:`distort_labels`) takes, for each output pixel, the *nearest* rendered pixel
 (``floor(undistort(p) + 0.5)``) and copies its I, U, V, alpha and person index together.
 Every U, V therefore stays an exact chart value of a real surface point (never a blend of
 two parts or of body and background); it belongs to a point up to ~0.7 px (in the render)
@@ -33,17 +33,18 @@ pinhole render itself off-centre. Away from part boundaries I is exact.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
 
-from ..decode.iuv_exr import IUVMaps
+from ..core.label_maps import IUVMaps
 
 __all__ = [
     "distortion_maps",
     "distort_image",
     "distort_labels",
+    "distort_layers",
     "distort_mask",
     "distort_points",
     "undistort_points",
@@ -219,6 +220,37 @@ def distort_mask(mask: np.ndarray, maps: tuple[np.ndarray, np.ndarray], fill: An
     return np.where(inside, out, np.asarray(fill, dtype=mask.dtype))
 
 
+def distort_layers(layers: Mapping[str, np.ndarray], rules: Mapping[str, str],
+                   maps: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """Warp a sample's named per-pixel layers, each by its resampling rule (``passes.base``).
+
+    ``linear`` layers (the photograph) are warped bilinearly (:func:`distort_image`).
+    ``nearest`` and ``exact`` layers all take the value of the same nearest rendered pixel
+    (see the module doc), so one output pixel's part, U, V, coverage and person all belong to
+    one surface point and background stays exactly 0; output pixels that look outside the
+    render are background. (``exact`` will look values up on the pixel's own triangle once a
+    pass provides face ids and barycentrics.) ``vector`` layers need the warp's Jacobian and
+    are refused until a pass brings one.
+    """
+    out: dict[str, np.ndarray] = {}
+    nearest = None
+    for name, layer in layers.items():
+        rule = rules[name]
+        if rule == "linear":
+            out[name] = distort_image(layer, maps)
+            continue
+        if rule not in ("nearest", "exact"):
+            raise NotImplementedError(f"layer {name!r}: no lens resampling for rule {rule!r} yet")
+        if nearest is None:
+            nearest = _nearest_source(maps, np.asarray(layer).shape[:2])
+        flat, inside = nearest
+        a = np.asarray(layer)
+        taken = a.reshape(flat.size, *a.shape[2:])[flat.ravel()].reshape(flat.shape + a.shape[2:])
+        keep = inside.reshape(inside.shape + (1,) * (a.ndim - 2))
+        out[name] = np.where(keep, taken, np.zeros((), dtype=a.dtype))
+    return out
+
+
 def distort_labels(labels: IUVMaps, maps: tuple[np.ndarray, np.ndarray]) -> IUVMaps:
     """Nearest-neighbour warp of the decoded IUV pass (see the module doc for why).
 
@@ -226,18 +258,12 @@ def distort_labels(labels: IUVMaps, maps: tuple[np.ndarray, np.ndarray]) -> IUVM
     every output U, V is the exact chart value of a real surface point and background
     stays exactly 0. Output pixels looking outside the render are background.
     """
-    flat, inside = _nearest_source(maps, labels.shape)
-    idx = flat.ravel()
-
-    def take(a: np.ndarray | None) -> np.ndarray | None:
-        if a is None:
-            return None
-        a = np.asarray(a)
-        out = a.reshape(-1)[idx].reshape(flat.shape)
-        return np.where(inside, out, np.zeros((), dtype=a.dtype))
-
-    return dataclasses.replace(labels, I=take(labels.I), U=take(labels.U), V=take(labels.V),
-                               alpha=take(labels.alpha), person_index=take(labels.person_index))
+    layers = {"I": labels.I, "U": labels.U, "V": labels.V, "alpha": labels.alpha}
+    if labels.person_index is not None:
+        layers["person_index"] = labels.person_index
+    warped = distort_layers(layers, {name: "nearest" for name in layers}, maps)
+    return dataclasses.replace(labels, I=warped["I"], U=warped["U"], V=warped["V"], alpha=warped["alpha"],
+                               person_index=warped.get("person_index"))
 
 
 def draw_distortion(rng: np.random.Generator, strength: float = 1.0, K: Any = None,

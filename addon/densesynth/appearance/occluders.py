@@ -21,19 +21,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from ..decode.iuv_exr import IUVMaps
+from ..core.label_maps import IUVMaps
 from ..errors import UserError
 from .image_files import image_files, read_image
 
 __all__ = [
-    "DEFAULT_OCCLUDERS",
     "OCCLUDER_KINDS",
     "default_occluders",
     "default_occluder_names",
@@ -43,24 +42,18 @@ __all__ = [
     "place_occluders",
     "composite_occluders",
     "apply_occlusion",
+    "occlude_layers",
     "occluded_fraction",
 ]
 
 OCCLUDER_KINDS = ("blob", "box", "bag", "pole", "leaves")
 IMAGE_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
 
-# Suggested config block (``occluders:``).
-DEFAULT_OCCLUDERS: dict[str, Any] = {
-    "probability": 0.3,          # share of samples with any occluder
-    "count": [1, 2],             # occluders per occluded sample, inclusive
-    "scale": [0.25, 0.6],        # occluder height / person box height
-    "pole_scale": [0.9, 1.5],    # poles are long: they span most of the person
-    "rotation_deg": 20.0,        # |rotation| <= this (poles: a quarter of it)
-    "feather_px": [0.6, 1.6],    # Gaussian sigma of the soft edge in the image
-    "use_default_set": True,     # the embedded procedural set
-    "folder": None,              # extra RGBA images (PNG/WebP/TIFF with alpha)
-    "default_set_size": 4,       # procedural variants per kind
-}
+def _settings(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``occluders:`` section: `cfg` over the defaults of ``config/defaults.yaml`` (their only home)."""
+    from ..config.loader import section_defaults
+
+    return {**section_defaults("occluders"), **(cfg or {})}
 
 
 # ------------------------------------------------------------------------------ procedural set
@@ -242,7 +235,7 @@ def _read_folder(folder: str, mtime_ns: int) -> tuple[tuple[str, np.ndarray], ..
 
 def occluder_library(cfg: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
     """The occluders the config asks for: the procedural set and/or a folder's images."""
-    c = {**DEFAULT_OCCLUDERS, **(cfg or {})}
+    c = _settings(cfg)
     library: dict[str, np.ndarray] = {}
     if c["use_default_set"]:
         library.update(default_occluders(int(c["default_set_size"])))
@@ -280,7 +273,7 @@ def place_occluders(rng: np.random.Generator, person_bbox: Sequence[float], imag
     The centre lies inside the person's box (clipped to the image), so the occluder
     overlaps the person.
     """
-    c = {**DEFAULT_OCCLUDERS, **(cfg or {})}
+    c = _settings(cfg)
     if names is None:
         names = default_occluder_names(int(c["default_set_size"]))
     names = sorted(names)
@@ -385,18 +378,33 @@ def composite_occluders(image: np.ndarray, placements: Sequence[dict[str, Any]],
     return result, mask
 
 
+def occlude_layers(layers: Mapping[str, np.ndarray], names: Sequence[str], occlusion_mask: np.ndarray
+                   ) -> dict[str, np.ndarray]:
+    """The layers with every occluded pixel made background (0) in each layer of `names`
+    (the occludable ones, ``passes.base.Layer.occludable``); other layers are kept as they are."""
+    occ = np.asarray(occlusion_mask, dtype=bool)
+    out = dict(layers)
+    for name in names:
+        a = np.asarray(layers[name])
+        if a.shape[:2] != occ.shape:
+            raise ValueError(f"occlusion mask {occ.shape} does not match the layer {name!r} {a.shape[:2]}")
+        mask = occ.reshape(occ.shape + (1,) * (a.ndim - 2))
+        out[name] = np.where(mask, np.zeros((), a.dtype), a)
+    return out
+
+
 def apply_occlusion(maps: IUVMaps, occlusion_mask: np.ndarray) -> IUVMaps:
     """The labels with every occluded pixel made background (I = 0, U = V = 0, alpha = 0,
     person index 0): what the test rasteriser's ``occlusion_mask`` produces."""
     occ = np.asarray(occlusion_mask, dtype=bool)
     if occ.shape != maps.shape:
         raise ValueError(f"occlusion mask {occ.shape} does not match the labels {maps.shape}")
-
-    def clear(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else np.where(occ, np.zeros((), np.asarray(a).dtype), a)
-
-    return dataclasses.replace(maps, I=clear(maps.I), U=clear(maps.U), V=clear(maps.V), alpha=clear(maps.alpha),
-                               person_index=clear(maps.person_index))
+    layers = {"I": maps.I, "U": maps.U, "V": maps.V, "alpha": maps.alpha}
+    if maps.person_index is not None:
+        layers["person_index"] = maps.person_index
+    cleared = occlude_layers(layers, list(layers), occ)
+    return dataclasses.replace(maps, I=cleared["I"], U=cleared["U"], V=cleared["V"], alpha=cleared["alpha"],
+                               person_index=cleared.get("person_index"))
 
 
 def occluded_fraction(person_mask: np.ndarray, occlusion_mask: np.ndarray) -> float:

@@ -23,7 +23,7 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 CHOICES: dict[str, tuple[str, ...]] = {
     "render.device": ("CPU", "GPU"),
     "render.image_format": ("png", "jpg"),
-    "body.kind": ("anny", "smpl"),
+    # body.kind: the registered body kinds (bodies/kinds.py)
     "body.gender": ("random", "female", "male", "neutral"),
     "backdrop.kind": ("procedural", "embedded", "folder", "coco"),
     "backdrop.coco_people": ("any", "without", "with"),
@@ -36,6 +36,10 @@ FREE_MAPPINGS = {"camera.rigs": 4}  # each value: a list of this many numbers
 
 # Lists of strings that may be empty.
 STRING_LISTS = {"motion.clips", "motion.clip_folders"}
+
+# Keys added after run folders already existed: at their default value they stay out of the
+# config hash, so that those folders keep their identity (and resume) under this version.
+HASH_WHEN_CHANGED = ("passes",)
 
 # Keys whose value is a range [low, high] rather than a fixed pair.
 NOT_RANGES = {"render.resolution"}
@@ -90,6 +94,11 @@ def default_config() -> dict[str, Any]:
         return yaml.safe_load(handle)
 
 
+def section_defaults(section: str) -> dict[str, Any]:
+    """A fresh copy of one section of `defaults.yaml` (for callers handed a partial section)."""
+    return default_config()[section]
+
+
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Defaults, then the user's file, then command-line overrides (dotted keys), validated."""
     config = default_config()
@@ -120,6 +129,9 @@ def _absolute_paths(config: dict[str, Any]) -> None:
 
 def config_hash(config: dict[str, Any]) -> str:
     """Identity of a configuration: a run in a folder belongs to exactly one hash."""
+    defaults = default_config()
+    config = {key: value for key, value in config.items()
+              if key not in HASH_WHEN_CHANGED or value != defaults.get(key)}
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -317,7 +329,10 @@ def _validate(config: dict[str, Any], source: str) -> None:
         raise ConfigError(f"config {source}: 'harmonise.method' {method!r} is not a known harmoniser: use one of "
                           f"{', '.join(harmoniser_names())} (plug-ins: an installed entry point of group "
                           "densesynth.harmonisers; a config never names a module to import)")
-    for dotted, choices in CHOICES.items():
+    _check_passes(config, source)
+    from ..bodies.kinds import body_kind_names  # the registry: cheap, models load lazily
+
+    for dotted, choices in {**CHOICES, "body.kind": body_kind_names()}.items():
         value = _get(config, dotted)
         if value not in choices:
             raise ConfigError(f"config {source}: '{dotted}' must be one of {', '.join(choices)}, got {value!r}")
@@ -353,6 +368,23 @@ def _validate(config: dict[str, Any], source: str) -> None:
     fraction = config["camera"]["person_height_fraction"]
     if not 0.05 <= fraction[0] <= fraction[1] <= 1.5:
         raise ConfigError(f"config {source}: 'camera.person_height_fraction' must lie within [0.05, 1.5]")
+
+
+def _check_passes(config: dict[str, Any], source: str) -> None:
+    """`passes` names registered passes (passes/), with those the annotations need."""
+    from ..passes import REQUIRED_PASSES, resolve  # local: the registry imports the passes
+
+    names = config["passes"]
+    try:
+        config["passes"] = [p.name for p in resolve(names)]  # in render order: the order never matters
+    except ValueError as exc:
+        raise ConfigError(f"config {source}: 'passes': {exc}") from None
+    missing = [name for name in REQUIRED_PASSES if name not in names]
+    if config["people"]["count"][1] > 1 and "person_index" not in names:
+        missing.append("person_index")
+    if missing:
+        raise ConfigError(f"config {source}: 'passes' must include {', '.join(missing)}: the COCO-DensePose "
+                          "annotations are made from them (person_index: whenever people.count allows several)")
 
 
 def _get(config: dict[str, Any], dotted: str) -> Any:

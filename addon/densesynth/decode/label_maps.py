@@ -24,7 +24,7 @@ import numpy as np
 
 from ..annotate.parts import FINE_TO_COARSE
 from ..io_utils import atomic_write_bytes
-from .iuv_exr import IUVMaps
+from ..core.label_maps import IUVMaps
 
 __all__ = [
     "write_png",

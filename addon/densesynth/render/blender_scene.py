@@ -1,4 +1,4 @@
-"""Realise sample specs in Blender and render the beauty and the label pass.
+"""Realise sample specs in Blender and render the passes (``passes/``) of each sample.
 
 One scene is built per process and updated per sample (vertex positions, texture pixels,
 camera, lights): building meshes, materials and node trees once is what keeps scene set-up
@@ -8,6 +8,8 @@ The label pass follows what was measured on Blender 5.0 (see the shared referenc
 emission shader fed by a FLOAT_COLOR corner attribute, rendered by Cycles with 1 sample, no
 pixel filter, no denoiser, Standard view transform, to 32-bit float OpenEXR with a lossless
 codec, reads back bit-exact. The denoiser, not the sampler, is what would destroy labels.
+Those settings are data of the passes (``passes/base.py``, ``exact_exr_settings``); this
+adapter applies whatever a pass's ``BlenderSetup`` asks for, and undoes it afterwards.
 """
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ import numpy as np
 
 from ..decode.iuv_exr import strip_volatile_metadata
 from ..io_utils import temporary_sibling
+from ..passes.base import CORNER_IUV_ATTRIBUTE, BlenderSetup, Emission
 from ..scene.camera import PinholeCamera
 
-IUV_ATTRIBUTE = "densesynth_iuv"
 SKY_STRENGTH_SCALE = 0.08
 TEXTURE_UV = "texture_uv"
 
@@ -83,8 +85,7 @@ class BlenderScene:
         self.texture_size = texture_size
         self.device = _configure_cycles(self.scene, device, threads)
         self.slots: list[PersonSlot] = []
-        self.label_material = _create_label_material()
-        self.instance_material = _create_instance_material()
+        self.emission_materials: dict = {}
         self.camera = _create_camera(self.scene)
         self.sun, self.area = _create_lights(self.scene)
         self.world_background, self.world_sky = _create_world(self.scene)
@@ -156,52 +157,43 @@ class BlenderScene:
         background.inputs["Strength"].default_value = strength
 
     # --- passes ---------------------------------------------------------------------------
-    def render_beauty(self, path: Path, samples: int, denoise: bool, seed: int, shadow_catcher: bool) -> None:
-        """RGBA PNG with a transparent background (and shadow-catcher alpha), for compositing."""
+    def render_pass(self, setup: "BlenderSetup", path: Path) -> None:
+        """Render one pass (``passes/``) to `path`: apply its settings, material override and
+        ground visibility, render, then restore every value it changed (in the order they were
+        applied: an image format before its colour depth), so nothing leaks into the next pass."""
         scene = self.scene
-        scene.world.cycles.sampling_method = "MANUAL"
-        scene.view_layers[0].material_override = None
-        self.ground.hide_render = not shadow_catcher
-        scene.cycles.samples = samples
-        scene.cycles.use_denoising = denoise
-        scene.cycles.seed = seed
-        scene.cycles.max_bounces = 4
-        scene.render.filter_size = 1.5
-        scene.view_settings.view_transform = "AgX"
-        settings = scene.render.image_settings
-        settings.file_format = "PNG"
-        settings.color_mode = "RGBA"
-        settings.color_depth = "8"
-        _render_to(scene, path)
+        layer = scene.view_layers[0]
+        wanted = [(layer, "material_override", None if setup.emit is None else self._emission(setup.emit)),
+                  (self.ground, "hide_render", not setup.show_ground),
+                  *((*_resolve(scene, dotted), value) for dotted, value in setup.settings)]
+        # Every old value is read before any is set: Blender adjusts some settings to others
+        # (a new image format changes the colour depth).
+        saved = [(owner, attribute, getattr(owner, attribute)) for owner, attribute, _ in wanted]
+        try:
+            for owner, attribute, value in wanted:
+                setattr(owner, attribute, value)
+            _render_to(scene, path)
+        finally:
+            for owner, attribute, value in saved:
+                setattr(owner, attribute, value)
 
-    def render_labels(self, path: Path) -> None:
-        """The exact IUV pass (see the module docstring for why every setting is as it is)."""
-        self._render_exact(self.label_material, path)
+    def _emission(self, emission: "Emission") -> bpy.types.Material:
+        """The override material of an emission, built once per process."""
+        material = self.emission_materials.get(emission)
+        if material is None:
+            material = _emission_material(emission)
+            self.emission_materials[emission] = material
+        return material
 
-    def render_instances(self, path: Path) -> None:
-        """Which person each pixel shows (R = person number + 1), with the label pass's settings."""
-        self._render_exact(self.instance_material, path)
 
-    def _render_exact(self, material: bpy.types.Material, path: Path) -> None:
-        scene = self.scene
-        scene.world.cycles.sampling_method = "NONE"  # emission only: no world map to build
-        scene.view_layers[0].material_override = material
-        self.ground.hide_render = True
-        scene.cycles.samples = 1
-        scene.cycles.use_denoising = False
-        scene.cycles.max_bounces = 0
-        scene.render.filter_size = 0.0
-        view = scene.view_settings
-        view.view_transform = "Standard"
-        view.look = "None"
-        view.exposure = 0.0
-        view.gamma = 1.0
-        settings = scene.render.image_settings
-        settings.file_format = "OPEN_EXR"
-        settings.color_mode = "RGBA"
-        settings.color_depth = "32"
-        settings.exr_codec = "ZIP"
-        _render_to(scene, path)
+def _resolve(scene: bpy.types.Scene, dotted: str):
+    """(object, attribute name) of a dotted settings path from the scene, e.g.
+    'render.image_settings.file_format'."""
+    owner = scene
+    *path, attribute = dotted.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, attribute
 
 
 def _render_to(scene: bpy.types.Scene, path: Path) -> None:
@@ -288,7 +280,7 @@ def _create_person_object(scene: bpy.types.Scene, person: PersonMesh, name: str)
     mesh.update()
     iuv = np.ones((len(faces), 3, 4), dtype=np.float32)
     iuv[..., :3] = person.corner_iuv
-    attribute = mesh.attributes.new(IUV_ATTRIBUTE, "FLOAT_COLOR", "CORNER")
+    attribute = mesh.attributes.new(CORNER_IUV_ATTRIBUTE, "FLOAT_COLOR", "CORNER")
     attribute.data.foreach_set("color", iuv.ravel())
     uv_layer = mesh.uv_layers.new(name=TEXTURE_UV)
     uv_layer.data.foreach_set("uv", np.ascontiguousarray(person.corner_texture_uv, dtype=np.float32).ravel())
@@ -312,33 +304,21 @@ def _create_person_material(texture: bpy.types.Image, name: str) -> bpy.types.Ma
     return material
 
 
-def _emission_material(name: str, source_node: str, **settings) -> bpy.types.Material:
+def _emission_material(emission: "Emission") -> bpy.types.Material:
     """A material that emits one node's output as is: the exact label passes' override."""
-    material = bpy.data.materials.new(name)
+    material = bpy.data.materials.new(emission.material_name)
     _ensure_node_tree(material)
     nodes, links = material.node_tree.nodes, material.node_tree.links
     nodes.clear()
-    source = nodes.new(source_node)
-    for key, value in settings.items():
+    source = nodes.new(emission.node)
+    for key, value in emission.node_settings:
         setattr(source, key, value)
-    emission = nodes.new("ShaderNodeEmission")
-    emission.inputs["Strength"].default_value = 1.0
+    node = nodes.new("ShaderNodeEmission")
+    node.inputs["Strength"].default_value = 1.0
     output = nodes.new("ShaderNodeOutputMaterial")
-    socket = "Object Index" if source_node == "ShaderNodeObjectInfo" else "Color"
-    links.new(source.outputs[socket], emission.inputs["Color"])
-    links.new(emission.outputs["Emission"], output.inputs["Surface"])
+    links.new(source.outputs[emission.socket], node.inputs["Color"])
+    links.new(node.outputs["Emission"], output.inputs["Surface"])
     return material
-
-
-def _create_label_material() -> bpy.types.Material:
-    """Emits the per-corner (I, U, V) attribute."""
-    return _emission_material("densesynth_iuv_label", "ShaderNodeAttribute", attribute_type="GEOMETRY",
-                              attribute_name=IUV_ATTRIBUTE)
-
-
-def _create_instance_material() -> bpy.types.Material:
-    """Emits each object's pass index: which person a pixel shows (0 = nobody)."""
-    return _emission_material("densesynth_instance_label", "ShaderNodeObjectInfo")
 
 
 def _create_camera(scene: bpy.types.Scene) -> bpy.types.Object:

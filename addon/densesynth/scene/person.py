@@ -57,11 +57,12 @@ def pose_person(person: dict, bodies: dict) -> PosedPerson:
 
     `bodies` maps a body kind (the spec's `body.kind`) to its loaded model.
     """
+    from ..bodies.kinds import body_kind
+
     kind = person["body"]["kind"]
-    if kind not in ("anny", "smpl"):
-        raise ValueError(f"unknown body kind {kind!r}")
+    posing = body_kind(kind)  # ValueError for an unknown kind
     with clip_errors(person["motion"]):  # errors name the clip file and frame
-        posed = _pose_anny(person, bodies[kind]) if kind == "anny" else _pose_smpl(person, bodies[kind])
+        posed = posing.pose(person, bodies[kind])
     return place(posed, person.get("placement"))
 
 

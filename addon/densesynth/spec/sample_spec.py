@@ -6,16 +6,13 @@ renderer reads nothing but the spec and the assets.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from .draws import Draws
+from .model import SPEC_VERSION, SampleSpec, dumps_spec, write_spec  # noqa: F401  (the one reader/writer)
 from .seeds import child_seed, sample_seed, stream
-
-SPEC_VERSION = 1
 
 
 def sample_stem(index: int) -> str:
@@ -23,7 +20,7 @@ def sample_stem(index: int) -> str:
 
 
 def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
-              fit_camera: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+              fit_camera: Callable[[dict[str, Any]], dict[str, Any]]) -> SampleSpec:
     """Draw the spec of sample `index`; `fit_camera` derives the camera pose from the drawn person."""
     seed = sample_seed(run_seed, index)
     width, height = config["render"]["resolution"]
@@ -153,14 +150,9 @@ def _gender(person: dict[str, Any]) -> str:
 
 
 def _draw_body(cfg: dict[str, Any], d: Draws, stream_name: str) -> dict[str, Any]:
-    if cfg["kind"] == "smpl":
-        from ..bodies.smpl_shapes import sample_smpl_shape
+    from ..bodies.kinds import body_kind
 
-        shape = sample_smpl_shape(d.rng, cfg["gender"], cfg["num_betas"])
-        return {"kind": "smpl", "gender": shape["gender"], "betas": [round(b, 6) for b in shape["betas"]],
-                "stream": stream_name}
-    phenotype = {name: d.uniform(bounds) for name, bounds in cfg["phenotype"].items()}
-    return {"kind": "anny", "phenotype": phenotype, "stream": stream_name}
+    return body_kind(cfg["kind"]).draw(cfg, d, stream_name)
 
 
 def _draw_appearance(cfg: dict[str, Any], seed: int, number: int, gender: str) -> dict[str, Any]:
@@ -272,13 +264,3 @@ def _draw_procedural_backdrop(d: Draws) -> dict[str, Any]:
         "num_shapes": int(d.integer(14)),
         "blur": d.uniform([0.0, 3.0]),
     }
-
-
-def write_spec(path: Path, spec: dict[str, Any]) -> None:
-    from ..io_utils import atomic_write_text
-
-    atomic_write_text(path, dumps_spec(spec))
-
-
-def dumps_spec(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, indent=1, sort_keys=True) + "\n"

@@ -38,38 +38,23 @@ class DENSESYNTH_OT_preview_sample(bpy.types.Operator):
     bl_label = "Preview Sample"
 
     def execute(self, context):
-        from ..appearance.clothing import clothing_texture, uv_part_map
-        from ..bodies.default_body import DefaultBody
         from ..errors import UserError
-        from ..render.blender_scene import BlenderScene, PersonMesh
-        from ..scene.camera import camera_from_spec, fit_camera
-        from ..scene.person import pose_person
-        from ..spec.sample_spec import draw_spec
+        from ..pipeline import SpecScene
+        from ..spec.sample_spec import sample_stem
 
         settings = context.scene.densesynth
+        scene = bpy.data.scenes.new(f"DenseSynth {sample_stem(settings.sample_index)}")
         try:
             config, config_id = _load_config(settings)
-            body = DefaultBody.load()
+            # The same scene building as the farm's renderer: any body kind, the sample's clothes,
+            # camera and lights (steered by its backdrop), from the same spec.
+            built = SpecScene(config, scene=scene)
+            spec = built.draw_spec(config_id, settings.seed, settings.sample_index)
+            built.build(spec)
         except UserError as exc:
+            bpy.data.scenes.remove(scene)
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        bodies = {"anny": body}
-        spec = draw_spec(config, config_id, settings.seed, settings.sample_index,
-                         lambda s: fit_camera(pose_person(s["persons"][0], bodies).vertices, s["camera"],
-                                              s["render"]["width"], s["render"]["height"]))
-        scene = bpy.data.scenes.new(f"DenseSynth {spec['stem']}")
-        model = body.model
-        size = config["appearance"]["texture_size"]
-        built = BlenderScene(size, config["render"]["device"], config["render"]["threads"], scene=scene)
-        meshes = {"anny": PersonMesh(model.faces, body.corner_iuv, model.corner_texture_uv, model.num_vertices)}
-        part_map = uv_part_map(model.corner_texture_uv, body.face_part, size)
-        people = [pose_person(person, bodies) for person in spec["persons"]]
-        kinds = [person["body"]["kind"] for person in spec["persons"]]
-        for slot, posed, appearance in zip(built.person_slots(kinds, meshes), people, spec["appearance"]):
-            slot.set_texture(clothing_texture(appearance, part_map), appearance["roughness"])
-            slot.set_vertices(posed.vertices)
-        built.set_camera(camera_from_spec(spec))
-        built.set_lights(spec["lights"], people[0].vertices.mean(axis=0))
         scene.densesynth.config_path = settings.config_path
         if context.window is not None:  # no window in background mode
             context.window.scene = scene

@@ -1,0 +1,2 @@
+"""Neutral core types every stage shares (decode/, annotate/, passes/, appearance/): they import
+nothing else of the package, so no two stages depend on each other through them."""
