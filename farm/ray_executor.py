@@ -18,13 +18,47 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _render_shard(job_json: dict[str, Any], indices: list[int], retries: int = 0) -> list[tuple[int, bool, Any, int]]:
+LOCK_NAME = ".densesynth.lock"  # densesynth.cli.OutputLock's file in --out
+
+
+def _lock_line(out: Path) -> str | None:
+    """What --out's lock file says (the holder's "pid N on HOST" line; empty once released),
+    or None when there is none to read."""
+    try:
+        return (Path(out) / LOCK_NAME).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _taken_over(out: Path, holder: str | None) -> bool:
+    """True when --out's lock no longer names `holder` (another run holds it, or nobody).
+    Checked on the driver's own machine only (holder ends in "on HOST"): a node that sees
+    --out over a network filesystem may read a stale lock file, and there Ray itself ends
+    the tasks of a driver that died."""
+    import socket
+
+    if not holder or not holder.endswith(f" on {socket.gethostname()}"):
+        return False
+    return _lock_line(out) not in (holder, None)
+
+
+def _render_shard(job_json: dict[str, Any], indices: list[int], retries: int = 0,
+                  holder: str | None = None) -> list[tuple[int, bool, Any, int]]:
     """Runs in a Ray worker: one renderer for the shard, then its samples in order, each
     tried up to `retries` more times when it raises (as the local pool does); returns
-    (index, ok, people or reason, attempts) per sample."""
+    (index, ok, people or reason, attempts) per sample.
+
+    holder: the driver's line in --out's lock file. Ray's workers sit in process groups of
+    their own, so a SIGKILL of the driver's group leaves them rendering (for the rest of
+    their shard); before each sample the task checks that the folder's lock still names its
+    driver, and once another run holds it (a resumed run) or nobody does, it stops instead
+    of racing with that run (see `_taken_over`). The remaining samples come back as not
+    rendered."""
     for path in (str(REPO), str(REPO / "addon")):
         if path not in sys.path:
             sys.path.insert(0, path)
+    if _taken_over(Path(job_json["out"]), holder):
+        return [(index, False, "not rendered: --out is no longer held by this run", 0) for index in indices]
     from densesynth.errors import UserError
     from densesynth.pipeline import SampleRenderer
     from farm.pool import Job, render_sample
@@ -35,7 +69,10 @@ def _render_shard(job_json: dict[str, Any], indices: list[int], retries: int = 0
     from farm.pool import _inject_fault
 
     outcome = []
-    for index in indices:
+    for position, index in enumerate(indices):
+        if position and _taken_over(job.out, holder):
+            outcome += [(i, False, "not rendered: --out is no longer held by this run", 0) for i in indices[position:]]
+            return outcome
         for attempt in range(1, retries + 2):
             try:
                 _inject_fault(index, attempt)
@@ -105,7 +142,8 @@ def run_ray(job, indices: list[int], shard_size: int, address: str | None, cpus_
     shards: dict[int, list[int]] = defaultdict(list)
     for index in indices:
         shards[index // shard_size].append(index)
-    pending = {render_shard.remote(job.to_json(), shard, retries): shard for shard in shards.values()}
+    holder = _lock_line(job.out) or None  # this run's lock line (None: the caller holds no lock)
+    pending = {render_shard.remote(job.to_json(), shard, retries, holder): shard for shard in shards.values()}
     result = PoolResult()
     user_error = None
     while pending:

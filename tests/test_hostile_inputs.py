@@ -2,8 +2,9 @@
 
 Nothing may run code (a marker file proves it), write outside the output folder, delete a
 file the program did not create, or end in a traceback: every user mistake is one line on
-stderr naming the file or option and the fix, exit 2. The BVH/C3D cases live with the motion
-tests (tests/test_mocap_*.py).
+stderr naming the file or option and the fix, exit 2. Hostile BVH files (deep chains, huge or
+non-finite values, cut files, non-UTF-8 names, --fps 1e9) are at the end; the C3D cases and
+the ordinary broken BVH files live with the motion tests (tests/test_mocap_*.py).
 """
 from __future__ import annotations
 
@@ -629,3 +630,175 @@ def test_full_disk_during_merge_keeps_the_old_files_and_no_temporaries(tmp_path,
         farm.merge.merge(out)
     assert (out / "annotations.json").read_text() == "old"
     assert not list(out.glob(".densesynth-tmp.*"))
+
+
+# =========================================================================== 5/6. BVH files
+def _good_bvh(path: Path) -> list[str]:
+    """A small valid Mixamo-named BVH file (converts with exit 0); returns its lines."""
+    from densesynth.motion.bvh import MIXAMO_MAP
+    from densesynth.motion.smpl_skeleton import GENERIC_REST_JOINTS
+    from test_mocap_bvh import names_from, short, write_bvh
+
+    write_bvh(path, short("idle", 0.3), np.array(GENERIC_REST_JOINTS), names_from(MIXAMO_MAP), fps=30)
+    return path.read_text().splitlines()
+
+
+def _bvh_deep_chain(path: Path, lines: list[str]) -> None:
+    depth = 100_000  # was a RecursionError
+    text = ["HIERARCHY", "ROOT Hips", "{", "OFFSET 0 0 0",
+            "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"]
+    for i in range(depth):
+        text += [f"JOINT j{i}", "{", "OFFSET 0 1 0", "CHANNELS 0"]
+    text += ["End Site", "{", "OFFSET 0 1 0", "}"] + ["}"] * (depth + 1)
+    text += ["MOTION", "Frames: 1", "Frame Time: 0.0333333", "0 0 0 0 0 0"]
+    path.write_text("\n".join(text) + "\n")
+
+
+def _bvh_offset(value: str):
+    def make(path: Path, lines: list[str]) -> None:
+        at = [i for i, line in enumerate(lines) if "OFFSET" in line][1]  # the first joint below the root
+        lines[at] = lines[at].split("OFFSET")[0] + f"OFFSET {value} 0.0 0.0"
+        path.write_text("\n".join(lines) + "\n")
+    return make
+
+
+def _bvh_motion_value(column: int, value: str):
+    def make(path: Path, lines: list[str]) -> None:
+        row = lines.index("MOTION") + 4
+        values = lines[row].split()
+        values[column] = value
+        lines[row] = " ".join(values)
+        path.write_text("\n".join(lines) + "\n")
+    return make
+
+
+def _bvh_cut_in_a_number(path: Path, lines: list[str]) -> None:
+    text = "\n".join(lines)  # the last value is "0.123456"-like: cut it to "0.12"
+    assert "." in lines[-1].split()[-1]
+    path.write_text(text[:-4])
+
+
+def _bvh_non_utf8_name(path: Path, lines: list[str]) -> None:
+    path.write_bytes(("\n".join(lines) + "\n").encode().replace(b"LeftHandMiddle1", b"LeftHandMiddle\xe9", 1))
+
+
+def _bvh_frame_time(value: str):
+    def make(path: Path, lines: list[str]) -> None:
+        lines[lines.index("MOTION") + 2] = f"Frame Time: {value}"
+        path.write_text("\n".join(lines) + "\n")
+    return make
+
+
+def _bvh_repeated_channel(path: Path, lines: list[str]) -> None:
+    at = next(i for i, line in enumerate(lines) if "CHANNELS 3" in line)
+    lines[at] = lines[at].split("CHANNELS")[0] + "CHANNELS 3 Zrotation Xrotation Xrotation"  # was a scipy traceback
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _bvh_many_joints(path: Path, lines: list[str]) -> None:
+    count = 20_000
+    text = ["HIERARCHY", "ROOT Hips", "{", "OFFSET 0 0 0", "CHANNELS 3 Xposition Yposition Zposition"]
+    for i in range(count):
+        text += [f"JOINT j{i}", "{", "OFFSET 0 1 0", "CHANNELS 0", "End Site", "{", "OFFSET 0 1 0", "}", "}"]
+    text += ["}", "MOTION", "Frames: 1", "Frame Time: 0.0333333", "0 0 0"]
+    path.write_text("\n".join(text) + "\n")
+
+
+@pytest.mark.parametrize("make, needle", [
+    (_bvh_deep_chain, "nested"),
+    (_bvh_many_joints, "joints"),
+    (_bvh_offset("1e30"), "OFFSET"),
+    (_bvh_offset("1e308"), "OFFSET"),
+    (_bvh_offset("-1e200"), "OFFSET"),
+    (_bvh_offset("1e999"), "NaN or inf"),
+    (_bvh_motion_value(0, "1e308"), "frame 1"),  # a root position
+    (_bvh_motion_value(4, "1e300"), "frame 1"),  # a rotation: cos/sin of it is noise
+    (_bvh_motion_value(7, "-inf"), "NaN or inf"),
+    (_bvh_motion_value(2, "nan"), "NaN or inf"),
+    (_bvh_cut_in_a_number, "truncated"),
+    (_bvh_non_utf8_name, "UTF-8"),
+    (_bvh_frame_time("1e-300"), "frame time"),
+    (_bvh_frame_time("1e300"), "frame time"),
+    (_bvh_repeated_channel, "more than once"),
+], ids=["deep-chain", "many-joints", "offset-1e30", "offset-1e308", "offset-neg-1e200", "offset-overflow",
+        "position-1e308", "rotation-1e300", "value-inf", "value-nan", "cut-in-a-number", "non-utf8-name",
+        "frame-time-tiny", "frame-time-huge", "repeated-channel"])
+def test_hostile_bvh_through_the_convert_command(tmp_path, make, needle):
+    """Each was a traceback or converted without a word: now one line naming the file (and
+    its line where there is one), exit 2, and no output file."""
+    source = tmp_path / "bad.bvh"
+    make(source, _good_bvh(source))
+    out = tmp_path / "clip.npz"
+    result = subprocess.run([sys.executable, "-m", "farm.motion", "convert", str(source), "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert_one_line_error(result, str(source), needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.bvh"]
+
+
+def test_bvh_fps_1e9_is_one_line_not_a_huge_allocation(tmp_path):
+    """--fps 1e9 resampled a 0.3 s clip to 3e8 frames (a multi-gigabyte allocation error)."""
+    source = tmp_path / "good.bvh"
+    _good_bvh(source)
+    out = tmp_path / "clip.npz"
+    command = [sys.executable, "-m", "farm.motion", "convert", str(source), "--out", str(out)]
+    for fps in ("1e9", "1e308", "inf", "nan"):
+        result = subprocess.run(command + ["--fps", fps], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert_one_line_error(result, "--fps")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["good.bvh"]
+    result = subprocess.run(command + ["--fps", "60"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr  # the same file and a sane rate still convert
+    assert out.is_file()
+    # A converted (or AMASS) clip goes through the same resampling: the same bound holds.
+    again = tmp_path / "again.npz"
+    result = subprocess.run([sys.executable, "-m", "farm.motion", "convert", str(out), "--out", str(again), "--fps",
+                             "1e9"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert_one_line_error(result, "--fps")
+    assert not again.exists()
+
+
+def test_bvh_with_a_utf8_byte_order_mark_still_converts(tmp_path):
+    source = tmp_path / "bom.bvh"
+    lines = _good_bvh(source)
+    source.write_bytes(b"\xef\xbb\xbf" + ("\n".join(lines) + "\n").encode())
+    from densesynth.motion.bvh import read_bvh
+
+    assert read_bvh(source).names[0] == "Hips"
+
+
+# =========================================================================== 9. Ray tasks of a killed driver
+def test_ray_task_stops_once_another_run_holds_the_folder(tmp_path, monkeypatch):
+    """A SIGKILL of the driver's process group leaves Ray's workers (process groups of their
+    own) rendering the rest of their shard into --out, racing with the run that resumed it:
+    before each sample a task now checks that the folder's lock still names its driver."""
+    import socket
+
+    import densesynth.pipeline
+    import farm.pool
+    from farm.ray_executor import LOCK_NAME, _render_shard
+
+    class FakeRenderer:
+        def __init__(self, *args, **kwargs):
+            pass
+
+    rendered = []
+
+    def render(renderer, job, index):
+        rendered.append(index)
+        if index == 1:  # a resumed run takes the folder while sample 1 renders
+            (tmp_path / LOCK_NAME).write_text(f"pid 2 on {socket.gethostname()}\n")
+        return {"annotations": [{}]}
+
+    monkeypatch.setattr(densesynth.pipeline, "SampleRenderer", FakeRenderer)
+    monkeypatch.setattr(farm.pool, "render_sample", render)
+    job = {"config": {}, "config_id": "x", "seed": 0, "out": str(tmp_path), "debug_geometry": False}
+    holder = f"pid 1 on {socket.gethostname()}"
+    (tmp_path / LOCK_NAME).write_text(holder + "\n")
+    outcome = _render_shard(job, [0, 1, 2, 3], 0, holder)
+    assert rendered == [0, 1]
+    assert [(i, ok, attempts) for i, ok, _, attempts in outcome] == [(0, True, 1), (1, True, 1), (2, False, 0),
+                                                                     (3, False, 0)]
+    assert _render_shard(job, [4], 0, holder)[0][:2] == (4, False)  # a task that starts late renders nothing
+    rendered.clear()
+    (tmp_path / LOCK_NAME).write_text(holder + "\n")
+    assert [ok for _, ok, _, _ in _render_shard(job, [5, 6], 0, holder)] == [True, True]  # its own run: renders
+    assert [ok for _, ok, _, _ in _render_shard(job, [7], 0, None)] == [True]  # no lock (a direct caller): renders

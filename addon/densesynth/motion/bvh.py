@@ -4,7 +4,10 @@ Parser: our own, small and strict, not `bvhio`. bvhio 1.5.4 was tried here and r
 it loops forever on a truncated file (its line reader spins at end of file), silently
 ignores extra values on a motion line, and builds a Python object per joint per frame
 (slow on 120 Hz CMU files). This parser reads the motion block as one float array and checks
-every line's value count, the frame count and finiteness, naming the file and line.
+every line's value count, the frame count and finiteness, naming the file and line. It is
+iterative (a 100,000-deep joint chain is an error, not a RecursionError), reads UTF-8 only,
+bounds joint count and depth, every value (MAX_VALUE), the frame time and --fps, and refuses a
+file that ends without a line break (cut in the middle of its last number).
 
 Retargeting follows the shared reference ("Retarget by aligning rest poses"):
 1. BVH world rotations G_j(t) by chaining the local Euler rotations (scipy `Rotation`,
@@ -45,6 +48,14 @@ from .smpl_skeleton import GENERIC_REST_JOINTS, JOINT_INDEX, JOINT_NAMES, NUM_JO
 UNIT_CANDIDATES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "cmu": 0.056444}
 EXPECTED_JOINT_EXTENT = 1.5
 FOOT_HEIGHT = float(GENERIC_REST_JOINTS[JOINT_INDEX["left_foot"], 1])
+
+# Limits of what the parser takes as a body's motion capture (hostile or broken files fail
+# in one line instead of a RecursionError, an overflow or a multi-gigabyte allocation).
+MAX_JOINTS = 10_000  # MetaHuman-style rigs with faces have about 1,100 bones
+MAX_DEPTH = 1_000  # joints nested inside each other; bodies are about 30 deep
+MAX_VALUE = 1e7  # |OFFSET| and |motion value|, in file units or degrees (10 km in mm)
+MIN_FRAME_TIME, MAX_FRAME_TIME = 1e-4, 60.0  # seconds: 10 kHz to one frame a minute
+MAX_FPS = 1000.0  # --fps: the rate a clip is resampled to
 
 
 def _sides(smpl: str, left: str, right: str) -> dict[str, str]:
@@ -141,11 +152,18 @@ def read_bvh(path: Path | str) -> BvhData:
     """Parse a BVH file strictly; raises MotionFileError naming the file and the problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise MotionFileError(f"BVH file {path} does not exist") from None
     except OSError as exc:
         raise MotionFileError(f"BVH file {path} cannot be read: {exc.strerror or exc}") from None
+    try:  # strictly UTF-8 (a leading byte-order mark is allowed): no silently replaced joint names
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise MotionFileError(f"BVH file {path} (line {line}): byte 0x{raw[exc.start]:02x} is not UTF-8 text; "
+                              "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+    del raw
     lines = text.splitlines()
 
     def fail(message: str, line: int | None = None) -> MotionFileError:
@@ -194,12 +212,20 @@ def read_bvh(path: Path | str) -> BvhData:
             raise fail(f"OFFSET values must be numbers, got {[v for v, _ in values]}", values[0][1]) from None
         if not np.all(np.isfinite(vec)):
             raise fail("OFFSET holds NaN or inf", values[0][1])
+        if not np.all(np.abs(vec) <= MAX_VALUE):
+            raise fail(f"OFFSET {' '.join(v for v, _ in values)} is beyond ±{MAX_VALUE:g} file units "
+                       "(not a body's skeleton)", values[0][1])
         return vec
 
-    def joint(parent: int) -> None:
+    def begin_joint(parent: int, depth: int) -> int:
+        """A joint's name, '{', OFFSET and CHANNELS; returns its index."""
         name, line = take()
         while pos < len(tokens) and tokens[pos][1] == line and tokens[pos][0] != "{":
             name += " " + take()[0]  # names with spaces ("Bip01 L Thigh") run to the end of the line
+        if len(names) >= MAX_JOINTS:
+            raise fail(f"more than {MAX_JOINTS} joints (at {name!r}): not a body's skeleton", line)
+        if depth > MAX_DEPTH:
+            raise fail(f"joint {name!r} is nested {depth} deep, more than {MAX_DEPTH}: not a body's skeleton", line)
         index = len(names)
         names.append(name)
         parents.append(parent)
@@ -221,25 +247,29 @@ def read_bvh(path: Path | str) -> BvhData:
         bad = [c for c in chans if c not in _ROTATION_CHANNELS and c not in _POSITION_CHANNELS]
         if bad:
             raise fail(f"joint {name!r}: unknown channel(s) {bad}", line)
+        twice = sorted({c for c in chans if chans.count(c) > 1})
+        if twice:
+            raise fail(f"joint {name!r} lists channel(s) {twice} more than once", line)
         channels.append(chans)
-        while True:
-            tok, line = take()
-            if tok == "JOINT":
-                joint(index)
-            elif tok == "End":
-                expect("Site")
-                expect("{")
-                end_sites[index] = offset()
-                expect("}")
-            elif tok == "}":
-                return
-            else:
-                raise fail(f"unexpected {tok!r} in joint {name!r}", line)
+        return index
 
     tok, line = take()
     if tok != "ROOT":
         raise fail(f"expected ROOT, found {tok!r}", line)
-    joint(-1)
+    open_joints = [begin_joint(-1, 1)]  # iterative, not recursive: nesting depth costs no stack
+    while open_joints:
+        tok, line = take()
+        if tok == "JOINT":
+            open_joints.append(begin_joint(open_joints[-1], len(open_joints) + 1))
+        elif tok == "End":
+            expect("Site")
+            expect("{")
+            end_sites[open_joints[-1]] = offset()
+            expect("}")
+        elif tok == "}":
+            open_joints.pop()
+        else:
+            raise fail(f"unexpected {tok!r} in joint {names[open_joints[-1]]!r}", line)
     if pos != len(tokens):
         raise fail(f"unexpected {tokens[pos][0]!r} after the hierarchy", tokens[pos][1])
 
@@ -262,6 +292,9 @@ def read_bvh(path: Path | str) -> BvhData:
         raise fail(f"expected 'Frame Time: seconds', found {lines[tl].strip()!r}", tl) from None
     if not np.isfinite(frame_time) or frame_time <= 0:
         raise fail(f"frame time must be a positive number of seconds, got {frame_time}", tl)
+    if not MIN_FRAME_TIME <= frame_time <= MAX_FRAME_TIME:
+        raise fail(f"frame time {frame_time:g} s is outside {MIN_FRAME_TIME:g} to {MAX_FRAME_TIME:g} s "
+                   f"({1 / MAX_FRAME_TIME:g} to {1 / MIN_FRAME_TIME:g} frames a second)", tl)
     if frame_count < 1:
         raise fail(f"holds {frame_count} frames; a clip needs at least one", fl)
 
@@ -281,6 +314,12 @@ def read_bvh(path: Path | str) -> BvhData:
             raise fail(f"frame {f} holds a value that is not a number", i) from None
         if not np.all(np.isfinite(motion[f])):
             raise fail(f"frame {f} holds NaN or inf", i)
+        if not np.all(np.abs(motion[f]) <= MAX_VALUE):
+            big = values[int(np.argmax(np.abs(motion[f])))]
+            raise fail(f"frame {f} holds {big}, beyond ±{MAX_VALUE:g} (file units or degrees)", i)
+    if not text.endswith(("\n", "\r")):  # every writer ends its frame lines; a cut file does not
+        raise fail("ends without a line break after the last frame: truncated, perhaps in the middle of a "
+                   "number (if the file is complete, add a line break at its end)", rows[-1][0])
     return BvhData(names=names, parents=np.array(parents, dtype=np.int64), offsets=np.array(offsets),
                    channels=channels, end_sites=end_sites, motion=motion, frame_time=frame_time)
 
@@ -744,10 +783,13 @@ def bvh_to_clip(path: Path | str, fps: float | None = None, joint_map: Mapping[s
     report: filled with the mapping used, what was dropped and why.
     """
     path = Path(path)
+    where = f"BVH file {path}"
+    if fps is not None and not 0 < float(fps) <= MAX_FPS:  # NaN too: before a huge resampling allocation
+        raise MotionFileError(f"{where}: --fps {float(fps):g} is out of range; give a frame rate above 0 "
+                              f"and at most {MAX_FPS:g}")
     report = report if report is not None else ConversionReport()
     report.source = str(path)
     data = read_bvh(path)
-    where = f"BVH file {path}"
     smpl_to_src = resolve_joint_map(data.names, joint_map, where=where, parents=data.parents, report=report)
     up_axis, forward_axis = parse_axis(up, "up"), parse_axis(forward, "forward")
     world_rot, world_pos = data.world()

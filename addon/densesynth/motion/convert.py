@@ -44,8 +44,8 @@ def convert(path_in: Path | str, fps: float | None = None, joint_map: Mapping[st
 
     path = Path(path_in)
     suffix = path.suffix.lower()
-    if fps is not None and (not np.isfinite(fps) or fps <= 0):
-        raise UserError(f"--fps must be a positive number, got {fps}")
+    if fps is not None and (not np.isfinite(fps) or fps <= 0 or fps > 1000):
+        raise UserError(f"--fps must be a positive number of at most 1000, got {fps:g}")
     info = ConversionReport(source=str(path))
     if suffix != ".bvh" and (joint_map is not None or up is not None or forward is not None or rest_frame is not None):
         raise UserError(f"{path}: --map, --up, --forward and --rest-frame apply to BVH files only")
