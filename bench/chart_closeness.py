@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gender", default="neutral", choices=("neutral", "female", "male"))
     args = parser.parse_args(argv)
 
-    from densesynth.annotate.parts import FINE_PART_NAMES
+    from densesynth.core.parts import FINE_PART_NAMES
     from densesynth.bodies.default_body import DefaultBody
     from densesynth.errors import UserError
 

@@ -57,7 +57,7 @@ def _values(pick, spec: dict) -> list:
 
 
 def collect(out_dir: Path) -> dict:
-    from densesynth.annotate.parts import FINE_PART_NAMES
+    from densesynth.core.parts import FINE_PART_NAMES
 
     from densesynth.spec.model import read_spec
 

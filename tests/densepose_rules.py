@@ -23,7 +23,7 @@ __all__ = ["check_coco_densepose", "read_exr_iuv"]
 
 DP_SIZE = 256
 NUM_COARSE = 14
-# The reference table, written out independently of densesynth.annotate.parts.
+# The reference table, written out independently of densesynth.core.parts.
 _COARSE_GROUPS = {
     1: (1, 2), 2: (3,), 3: (4,), 4: (5,), 5: (6,), 6: (7, 9), 7: (8, 10), 8: (11, 13),
     9: (12, 14), 10: (15, 17), 11: (16, 18), 12: (19, 21), 13: (20, 22), 14: (23, 24),

@@ -12,7 +12,7 @@ import pytest
 from densepose_rules import check_coco_densepose
 from pycocotools import mask as mask_utils
 
-from densesynth.annotate import parts
+from densesynth.core import parts
 from densesynth.annotate.coco_densepose import (
     DatasetWriter,
     dp_coordinates,

@@ -7,7 +7,7 @@ import pytest
 from rasteriser import rasterise_iuv
 from scipy.spatial.transform import Rotation
 
-from densesynth.annotate.parts import COCO_KEYPOINT_NAMES, KEYPOINT_PARTS, SURFACE_KEYPOINTS
+from densesynth.core.parts import COCO_KEYPOINT_NAMES, KEYPOINT_PARTS, SURFACE_KEYPOINTS
 from densesynth.annotate.visibility import keypoint_visibility
 from densesynth.motion.retarget import ANNY_JOINT_MAP, retarget_pose
 from densesynth.motion.smpl_skeleton import GENERIC_REST_JOINTS, JOINT_INDEX

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .annotate.coco_densepose import DatasetWriter, person_annotation
-from .annotate.parts import KEYPOINT_PARTS, SURFACE_KEYPOINTS
+from .core.parts import KEYPOINT_PARTS, SURFACE_KEYPOINTS
 from .annotate.visibility import in_image, keypoint_visibility
 from .appearance.backdrops import horizon_row, procedural_backdrop
 from .appearance.camera_effects import apply_camera_effects

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..core.label_maps import IUVMaps
 from ..io_utils import atomic_write_bytes
-from .parts import COCO_KEYPOINT_NAMES, COCO_SKELETON, FINE_TO_COARSE, NUM_COARSE_PARTS
+from ..core.parts import COCO_KEYPOINT_NAMES, COCO_SKELETON, FINE_TO_COARSE, NUM_COARSE_PARTS
 from .points import sample_points
 
 __all__ = [

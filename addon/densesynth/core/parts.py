@@ -1,7 +1,9 @@
 """DensePose part tables and COCO-17 keypoint tables.
 
 Everything that maps one labelling onto another lives here, in one place, so that
-the decoder, the COCO writer, the visibility test and the test-suite agree.
+the decoder, the COCO writer, the passes, the visibility test, the training package and
+the test-suite agree. It imports nothing of the package (the trainer reads it without the
+renderer).
 
 Fine parts ``I`` (1..24, 0 = background) follow DensePose-COCO's chart numbering.
 Names are labels for humans only: for SMPL-based bodies ``I`` comes from the chart

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from ..annotate.parts import NUM_FINE_PARTS
+from ..core.parts import NUM_FINE_PARTS
 from ..core.label_maps import IUVMaps  # re-exported: decode's own result type
 
 __all__ = ["IUVMaps", "IUVDecodeError", "read_iuv_exr"]

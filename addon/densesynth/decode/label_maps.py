@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from ..annotate.parts import FINE_TO_COARSE
+from ..core.parts import FINE_TO_COARSE
 from ..io_utils import atomic_write_bytes
 from ..core.label_maps import IUVMaps
 
