@@ -1,5 +1,5 @@
-"""Fine-tuning DensePose R-CNN on DenseSynth data (training package; see its issue).
+"""Fine-tuning and evaluating DensePose R-CNN on DenseSynth renders (and DensePose-COCO).
 
-Datasets written by `farm/render.py` are COCO-DensePose files (`DIR/annotations.json` with
-images under `DIR/images`) that detectron2's DensePose loader reads as they are.
+`python -m densepose_train train|evaluate|predict`. The package imports neither `bpy` nor
+the renderer: a training machine needs only the dataset folders (with their `charts.npz`).
 """
