@@ -109,10 +109,10 @@ def _tilt(rise: np.ndarray, up: tuple = (0.0, 1.0, 0.0)) -> np.ndarray:
 
 def build_sources(folder: Path) -> list[dict]:
     """Write one source file per family; return [{family, path, fps, heading (per source frame)}]."""
-    import ezc3d
-    from test_mocap_c3d import markers_from, short, write_c3d
-    from test_mocap_wild import (BIPED, CMU_HIERARCHY, CMU_MAX, MEAS, MIXAMO, UNREAL, fk, make_motion, on_its_feet,
-                                 parse_hierarchy, renamed, stairs_clip, turn_bvh_motion, write, write_lying_rig)
+    from test_mocap_c3d import markers_from, short
+    from test_mocap_wild import (BIPED, CMU_HIERARCHY, CMU_MAX, MIXAMO, UNREAL, add_thigh_tibia_wands, fk,
+                                 make_motion, on_its_feet, parse_hierarchy, renamed, stairs_clip, turn_bvh_motion,
+                                 write, write_lying_rig, write_pig_c3d)
 
     from densesynth.motion.clip import resample, save_clip
     from densesynth.motion.kinematics import forward_kinematics
@@ -158,19 +158,9 @@ def build_sources(folder: Path) -> list[dict]:
     skeleton = np.array(GENERIC_REST_JOINTS)
     clip = yaw_clip(resample(short("walk", 2.0), 100.0), 60.0)
     markers, joints = markers_from(clip, skeleton)
-    world = forward_kinematics(clip.poses, skeleton)[0]
-    for side, sign in (("left", 1.0), ("right", -1.0)):
-        s = side[0].upper()
-        thigh = 0.5 * (joints[:, J[f"{side}_hip"]] + joints[:, J[f"{side}_knee"]])
-        shank = 0.5 * (joints[:, J[f"{side}_knee"]] + joints[:, J[f"{side}_ankle"]])
-        markers[f"{s}THI"] = thigh + world[:, J[f"{side}_hip"]] @ np.array([sign * 0.07, 0.0, 0.02])
-        markers[f"{s}TIB"] = shank + world[:, J[f"{side}_knee"]] @ np.array([sign * 0.05, 0.0, 0.02])
+    add_thigh_tibia_wands(markers, joints, forward_kinematics(clip.poses, skeleton)[0])
     path = folder / "plug_in_gait.c3d"
-    write_c3d(path, markers, 100.0)
-    c3d = ezc3d.c3d(str(path))
-    for key, value in MEAS.items():
-        c3d.add_parameter("PROCESSING", key, [value])
-    c3d.write(str(path))
+    write_pig_c3d(path, markers, 100.0)
     # Expected heading from the markers alone (SMPL frame here; the file holds them Z up).
     sources.append({"family": "c3d_plug_in_gait", "label": "C3D Plug-in Gait, subject measurements (mm, Z up)",
                     "path": path, "fps": 100.0, "yaw": 60.0, "heading": _smpl_heading(markers["LASI"] - markers["RASI"]),

@@ -28,9 +28,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10_000)
     args = parser.parse_args()
-    import ezc3d
-    from test_mocap_c3d import markers_from, write_c3d
-    from test_mocap_wild import CMU_HIERARCHY, MEAS, make_motion, parse_hierarchy, write
+    from test_mocap_c3d import markers_from
+    from test_mocap_wild import CMU_HIERARCHY, make_motion, parse_hierarchy, write, write_pig_c3d
 
     from densesynth.motion.builtin_clips import builtin_clip
     from densesynth.motion.clip import MotionClip, resample
@@ -55,11 +54,7 @@ def main() -> None:
         long = MotionClip(poses, trans, 100.0, GENERIC_REST_JOINTS)
         markers, _ = markers_from(long, np.array(GENERIC_REST_JOINTS))
         c3d_path = tmp / "long.c3d"
-        write_c3d(c3d_path, markers, 100.0)
-        c3d = ezc3d.c3d(str(c3d_path))
-        for key, value in MEAS.items():
-            c3d.add_parameter("PROCESSING", key, [value])
-        c3d.write(str(c3d_path))
+        write_pig_c3d(c3d_path, markers, 100.0)
         start = time.perf_counter()
         clip = convert(c3d_path)
         c3d_s = time.perf_counter() - start

@@ -4,12 +4,13 @@
 its keys are the only keys, each default fixes its key's kind, and `CHOICES` / the checks below
 close the rest. One file as documentation and schema means no option exists without a default.
 Precedence: defaults, then the `--config` file, then command-line options (dotted keys).
-Every mistake is one `TrainUserError` line naming the file and the key.
+Every mistake is one `TrainUserError` line naming the file and the key. Reading the file,
+merging and "did you mean" are the renderer's own (`densesynth.core.schema`, neutral: it imports
+nothing else of densesynth); the kind rules (`_coerce`) and the checks here are the trainer's.
 """
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from pathlib import Path
 from typing import Any, Iterator
@@ -82,51 +83,27 @@ def save_config(config: dict[str, Any], path: Path) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=None), encoding="utf-8")
 
 
+def _schema():
+    # At call time: importing the CLI or this module loads nothing of densesynth.
+    from densesynth.core import schema
+
+    return schema
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise TrainUserError(f"config file {path} does not exist: pass an existing YAML file to --config")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise TrainUserError(f"config file {path} is not valid YAML{where}: fix the syntax") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise TrainUserError(f"config file {path} must hold a mapping of sections (model:, solver:, ...)")
-    return data
+    return _schema().read_yaml_mapping(path, TrainUserError, sections="model:, solver:, ...")
 
 
 def _merge(base: dict[str, Any], user: dict[str, Any], source: str, prefix: str) -> None:
-    for key, value in user.items():
-        dotted = f"{prefix}{key}"
-        if key not in base:
-            raise TrainUserError(f"config {source}: unknown key '{dotted}'{_suggest(str(key), base)}")
-        if isinstance(base[key], dict):
-            if not isinstance(value, dict):
-                raise TrainUserError(f"config {source}: '{dotted}' must be a section of keys, got {value!r}")
-            _merge(base[key], value, source, prefix=f"{dotted}.")
-        else:
-            base[key] = _coerce(dotted, base[key], value, source)
+    _schema().merge(base, user, source, coerce=_coerce, error=TrainUserError, prefix=prefix, word_order=True)
 
 
 def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
-    node = config
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node[part]
-    node[parts[-1]] = _coerce(dotted, node[parts[-1]], value, "command line")
+    _schema().set_dotted(config, dotted, value, "command line", coerce=_coerce)
 
 
 def _suggest(key: str, options: dict[str, Any]) -> str:
-    names = [str(o) for o in options]
-    # Same words in another order ("lr_base" for "base_lr") first, then spelling slips.
-    words = sorted(key.lower().replace("-", "_").split("_"))
-    close = [name for name in names if sorted(name.split("_")) == words]
-    close = close or difflib.get_close_matches(key, names, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(map(str, options))})"
+    return _schema().suggest(key, options, word_order=True)
 
 
 def _is_number(value: Any) -> bool:
@@ -213,20 +190,12 @@ def validate(config: dict[str, Any], source: str) -> None:
 
 def get(config: dict[str, Any], dotted: str) -> Any:
     """The value at a dotted key (`get(cfg, "solver.max_iter")`)."""
-    node: Any = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node
+    return _schema().get(config, dotted)
 
 
 def leaves(config: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted key, value) for every leaf."""
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            yield from leaves(value, f"{dotted}.")
-        else:
-            yield dotted, value
+    return _schema().leaves(config, prefix)
 
 
 def effective_lr(config: dict[str, Any]) -> float:

@@ -700,6 +700,29 @@ def pig_expected(mk):
     return out
 
 
+def add_thigh_tibia_wands(markers: dict[str, np.ndarray], joints: np.ndarray, world: np.ndarray) -> None:
+    """Plug-in Gait's lateral thigh and tibia wands (LTHI/RTHI, LTIB/RTIB, metres) from the joint
+    centres `joints` and the world rotations `world` (frames x joints x 3 x 3) of the same clip."""
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        s = side[0].upper()
+        thigh = 0.5 * (joints[:, J[f"{side}_hip"]] + joints[:, J[f"{side}_knee"]])
+        shank = 0.5 * (joints[:, J[f"{side}_knee"]] + joints[:, J[f"{side}_ankle"]])
+        markers[f"{s}THI"] = thigh + world[:, J[f"{side}_hip"]] @ np.array([sign * 0.07, 0.0, 0.02])
+        markers[f"{s}TIB"] = shank + world[:, J[f"{side}_knee"]] @ np.array([sign * 0.05, 0.0, 0.02])
+
+
+def write_pig_c3d(path: Path, markers: dict[str, np.ndarray], rate: float) -> None:
+    """A Plug-in Gait trial: `markers` written as C3D with the subject measurements MEAS
+    (PROCESSING parameters)."""
+    from test_mocap_c3d import write_c3d
+
+    write_c3d(path, markers, rate)
+    c3d = ezc3d.c3d(str(path))
+    for key, value in MEAS.items():
+        c3d.add_parameter("PROCESSING", key, [value])
+    c3d.write(str(path))
+
+
 def test_c3d_plug_in_gait_centres_from_subject_measurements(tmp_path):
     from test_mocap_c3d import markers_from, short as c3d_short, write_c3d
 
@@ -708,20 +731,10 @@ def test_c3d_plug_in_gait_centres_from_subject_measurements(tmp_path):
 
     clip = resample(c3d_short("walk", 0.6), 100.0)
     markers, joints = markers_from(clip, np.array(GENERIC_REST_JOINTS))
-    world = forward_kinematics(clip.poses, GENERIC_REST_JOINTS)[0]
-    for side, sign in (("left", 1.0), ("right", -1.0)):
-        s = side[0].upper()
-        thigh = 0.5 * (joints[:, J[f"{side}_hip"]] + joints[:, J[f"{side}_knee"]])
-        shank = 0.5 * (joints[:, J[f"{side}_knee"]] + joints[:, J[f"{side}_ankle"]])
-        markers[f"{s}THI"] = thigh + world[:, J[f"{side}_hip"]] @ np.array([sign * 0.07, 0.0, 0.02])
-        markers[f"{s}TIB"] = shank + world[:, J[f"{side}_knee"]] @ np.array([sign * 0.05, 0.0, 0.02])
+    add_thigh_tibia_wands(markers, joints, forward_kinematics(clip.poses, GENERIC_REST_JOINTS)[0])
     markers = {k: v for k, v in markers.items() if k not in ("LKNM", "RKNM", "LMMA", "RMMA")}
     path = tmp_path / "pig.c3d"
-    write_c3d(path, markers, 100.0)
-    c3d = ezc3d.c3d(str(path))
-    for key, value in MEAS.items():
-        c3d.add_parameter("PROCESSING", key, [value])
-    c3d.write(str(path))
+    write_pig_c3d(path, markers, 100.0)
     report, info = FitReport(), ConversionReport()
     out = c3d_to_clip(path, report=report, info=info)
     expected = pig_expected(markers)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run_render
+from conftest import REPO, render_with_config
 
 SMALL_RENDER = """
 render:
@@ -89,11 +89,7 @@ def _env() -> dict[str, str]:
 
 def _render(folder: Path, samples: int, seed: int, extra_config: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    config = folder / "render.yaml"
-    config.write_text(SMALL_RENDER + extra_config)
-    out = folder / "run"
-    result = run_render(out, samples, seed, config)
-    assert result.returncode == 0, result.stderr[-3000:]
+    out = render_with_config(folder, SMALL_RENDER + extra_config, samples, seed)
     if not (out / "charts.npz").is_file():  # older renderers: add the chart surface the way farm does
         from densesynth.annotate.chart_surface import write_chart_surface
 
@@ -165,7 +161,7 @@ def test_training_imports_neither_bpy_nor_the_renderer(trained):
     _, modules = trained
     assert "bpy" not in modules
     renderer = [m for m in modules if m.split(".")[0] in ("densesynth", "farm")
-                and m not in ("densesynth", "densesynth.core", "densesynth.core.parts")]
+                and m not in ("densesynth", "densesynth.core", "densesynth.core.parts", "densesynth.core.schema")]
     assert renderer == []
 
 

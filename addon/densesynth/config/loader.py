@@ -6,7 +6,6 @@ both documentation and schema means a new option cannot be added without a defau
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -16,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ..core import schema
 from ..errors import UserError
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
@@ -79,11 +79,6 @@ POSITIVE = {"camera.focal_length_mm", "camera.sensor_width_mm", "people.spacing_
 # Camera rigs: [height m, distance m, azimuth deg, focal length mm].
 RIG_BOUNDS = ((-100.0, 1000.0, False), (0.0, 1000.0, True), (-360.0, 360.0, False), (0.0, 2000.0, True))
 
-# A config is a small hand-written file: anything larger or deeper is refused before parsing.
-MAX_CONFIG_BYTES = 1 << 20
-MAX_CONFIG_DEPTH = 32
-MAX_CONFIG_NODES = 100_000
-
 
 class ConfigError(UserError):
     """A configuration file or value that cannot be used."""
@@ -136,103 +131,14 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-class _LimitedLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses deep nesting and aliases that expand a small file into
-    a huge document (the 'billion laughs'), while composing, before anything is built."""
-
-    def __init__(self, stream, path: Path):
-        super().__init__(stream)
-        self._path, self._depth, self._nodes = path, 0, 0
-
-    def compose_node(self, parent, index):
-        self._depth += 1
-        if self._depth > MAX_CONFIG_DEPTH:
-            raise ConfigError(f"config file {self._path} nests deeper than {MAX_CONFIG_DEPTH} levels: "
-                              "a config has sections of keys, not deep structures")
-        try:
-            if self.check_event(yaml.AliasEvent):
-                # An alias re-uses a node: count what it stands for, so that aliases of aliases
-                # cannot grow the document exponentially.
-                event = self.peek_event()
-                node = self.anchors.get(event.anchor)
-                if node is not None:
-                    self._count(_node_size(node))
-            node = super().compose_node(parent, index)
-            self._count(1)
-            return node
-        finally:
-            self._depth -= 1
-
-    def _count(self, nodes: int) -> None:
-        self._nodes += nodes
-        if self._nodes > MAX_CONFIG_NODES:
-            raise ConfigError(f"config file {self._path} expands to more than {MAX_CONFIG_NODES} values "
-                              "(YAML aliases?): write the values out, a config needs few")
-
-
-def _node_size(node, _seen: int = 0) -> int:
-    """Values a composed node stands for (each alias counted again)."""
-    stack, count = [node], 0
-    while stack:
-        item = stack.pop()
-        count += 1
-        if count > MAX_CONFIG_NODES:
-            return count
-        if isinstance(item, yaml.SequenceNode):
-            stack.extend(item.value)
-        elif isinstance(item, yaml.MappingNode):
-            for key, value in item.value:
-                stack.extend((key, value))
-    return count
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc}): check the path") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB: "
-                          "pass the YAML config, not a data file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
-    try:
-        loader = _LimitedLoader(text, path)
-        try:
-            data = loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}: fix the syntax") from None
-    except RecursionError:
-        raise ConfigError(f"config file {path} nests too deeply: a config has sections of keys") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections (render:, body:, ...)")
-    return data
+    return schema.read_yaml_mapping(path, ConfigError, sections="render:, body:, ...")
 
 
 def _merge(base: dict[str, Any], user: dict[str, Any], source: str, prefix: str) -> None:
-    for key, value in user.items():
-        dotted = f"{prefix}{key}"
-        if key not in base:
-            raise ConfigError(f"config {source}: unknown key '{dotted}'{_suggest(key, base)}")
-        if dotted in FREE_MAPPINGS:
-            base[key] = _free_mapping(dotted, value, FREE_MAPPINGS[dotted], source)
-        elif isinstance(base[key], dict):
-            if not isinstance(value, dict):
-                raise ConfigError(f"config {source}: '{dotted}' must be a section of keys, got {value!r}")
-            _merge(base[key], value, source, prefix=f"{dotted}.")
-        else:
-            base[key] = _coerce(dotted, base[key], value, source)
+    free = {dotted: (lambda dotted, value, width=width: _free_mapping(dotted, value, width, source))
+            for dotted, width in FREE_MAPPINGS.items()}
+    schema.merge(base, user, source, coerce=_coerce, error=ConfigError, prefix=prefix, free_mappings=free)
 
 
 def _free_mapping(dotted: str, value: Any, width: int, source: str) -> dict[str, list[float]]:
@@ -246,16 +152,7 @@ def _free_mapping(dotted: str, value: Any, width: int, source: str) -> dict[str,
 
 
 def _set_dotted(config: dict[str, Any], dotted: str, value: Any, source: str) -> None:
-    node = config
-    parts = dotted.split(".")
-    for part in parts[:-1]:
-        node = node[part]
-    node[parts[-1]] = _coerce(dotted, node[parts[-1]], value, source)
-
-
-def _suggest(key: str, options: dict[str, Any]) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(options)})"
+    schema.set_dotted(config, dotted, value, source, coerce=_coerce)
 
 
 def _coerce(dotted: str, default: Any, value: Any, source: str) -> Any:
@@ -387,17 +284,5 @@ def _check_passes(config: dict[str, Any], source: str) -> None:
                           "annotations are made from them (person_index: whenever people.count allows several)")
 
 
-def _get(config: dict[str, Any], dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
-def _leaves(config: dict[str, Any], prefix: str = ""):
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            yield from _leaves(value, f"{dotted}.")
-        else:
-            yield dotted, value
+_get = schema.get
+_leaves = schema.leaves

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from .clip import MotionClip, MotionFileError, resample
+from .clip import MotionClip, MotionFileError, read_map_file, resample
 from .smpl_skeleton import GENERIC_REST_JOINTS, JOINT_INDEX, NUM_JOINTS, PARENTS
 
 J = JOINT_INDEX
@@ -793,15 +793,8 @@ def _norm_label(label: str) -> str:
 
 def read_marker_map(path: Path | str) -> dict:
     """A marker map YAML: {"markers": {PiG label: lab label}, "joints": {SMPL joint: [labels]}}."""
-    import yaml
-
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MotionFileError(f"marker map {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise MotionFileError(f"marker map {path} is not readable YAML: {' '.join(str(exc).split())}") from None
+    data = read_map_file(path, "marker map")
     if not isinstance(data, dict) or set(data) - {"markers", "joints"}:
         raise MotionFileError(f"marker map {path} must be a mapping with 'markers' and / or 'joints'")
     joints = data.get("joints") or {}

@@ -44,6 +44,19 @@ class MotionFileError(UserError, ValueError):
     """A motion file that cannot be read as a clip; the message names the file."""
 
 
+def read_map_file(path: Path, what: str, error: type[Exception] = MotionFileError):
+    """The YAML (or JSON) in a small map file the user names (`what`: "joint map", "marker
+    map"); a missing or unreadable file raises `error` with one line naming it."""
+    import yaml  # local: only the map options need it
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise error(f"{what} {path} is not readable YAML: {' '.join(str(exc).split())}") from None
+
+
 @dataclass(frozen=True, eq=False)  # array fields: no element-wise ==
 class MotionClip:
     poses: np.ndarray  # (T, 72)

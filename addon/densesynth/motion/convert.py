@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .clip import MotionClip, MotionFileError, load_clip, resample, save_clip
+from .clip import MotionClip, MotionFileError, load_clip, read_map_file, resample, save_clip
 from .kinematics import forward_kinematics
 from .smpl_skeleton import JOINT_INDEX, JOINT_NAMES
 
@@ -134,16 +134,8 @@ def motion_quality(clip: MotionClip, known_bad: Sequence[int] = ()) -> dict:
 
 def read_joint_map(path: Path | str) -> dict[str, str]:
     """A YAML (or JSON) mapping {bvh_joint: smpl_joint_name}."""
-    import yaml
-
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"joint map {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = str(exc).replace("\n", " ")
-        raise UserError(f"joint map {path} is not readable YAML: {reason}") from None
+    data = read_map_file(path, "joint map", UserError)
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise UserError(f"joint map {path} must be a mapping of BVH joint names to SMPL joint names")
     unknown = sorted(v for v in data.values() if v not in JOINT_NAMES)
