@@ -194,6 +194,8 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "densesynth" / "train_learning")
     parser.add_argument("--out", type=Path, help="training folder (default: a fresh one under --cache)")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="skip training: compare --out's model_final.pth with an untrained model")
     args = parser.parse_args()
 
     size = f"{args.width}x{args.height}"
@@ -221,9 +223,15 @@ def main() -> int:
                                    coarse=args.coarse,
                                    iters=args.iters))
     started = time.perf_counter()
-    code = cli_main(["train", "--config", str(config), "--data", str(train_dir), "--out", str(out), "--resume"]
-                    if (out / "model_final.pth").exists() or list(out.glob("model_0*.pth")) else
-                    ["train", "--config", str(config), "--data", str(train_dir), "--out", str(out)])
+    if args.evaluate_only:
+        if not (out / "model_final.pth").is_file():
+            print(f"train_learning.py: error: --evaluate-only needs {out / 'model_final.pth'}", file=sys.stderr)
+            return 2
+        code = 0
+    else:
+        code = cli_main(["train", "--config", str(config), "--data", str(train_dir), "--out", str(out), "--resume"]
+                       if (out / "model_final.pth").exists() or list(out.glob("model_0*.pth")) else
+                       ["train", "--config", str(config), "--data", str(train_dir), "--out", str(out)])
     if code:
         return code
     train_seconds = time.perf_counter() - started
@@ -243,6 +251,8 @@ def main() -> int:
         print(format_table(metrics))
 
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    if args.evaluate_only:  # the training time of the run that wrote the model
+        train_seconds = float(log[-1]["elapsed"])
     print(f"\ntraining: {args.iters} iterations x {args.batch} images from scratch on {args.train_samples} renders "
           f"in {train_seconds:.0f} s ({args.iters * args.batch / train_seconds:.2f} images/s, {args.threads} threads); "
           f"loss {log[0]['losses']['total']:.3f} (iteration {log[0]['iteration']}) -> {log[-1]['losses']['total']:.3f}")
