@@ -18,9 +18,9 @@ samples and in the merge, and each interrupts work that is still left. An 11th k
 2-worker run is not random: SIGKILL as soon as a merge begins (a merge of 8 samples takes a
 fraction of a second, which random moments seldom hit).
 
-The same under Ray (`--executor ray`, a local Ray instance that the driver starts): 3 kills,
-not 10, because every start spends several seconds starting Ray before it renders anything
-(10 kills would take minutes, mostly in Ray start-up).
+The same under Ray (`--executor ray`, a local Ray instance that the driver starts): 10 kills
+too; every start spends several seconds starting Ray before it renders anything, so this
+test is the slower of the two.
 """
 from __future__ import annotations
 
@@ -274,8 +274,8 @@ def test_sigkill_at_ten_moments_of_a_two_worker_run_resumes_to_the_same_bytes(tm
     assert_no_temporaries(out)
 
 
-def test_sigkill_at_three_moments_of_a_ray_run_resumes_to_the_same_bytes(tmp_path, kill_config, reference):
-    """Ray: 3 kills, not 10 (each start spends several seconds starting a local Ray instance).
+def test_sigkill_at_ten_moments_of_a_ray_run_resumes_to_the_same_bytes(tmp_path, kill_config, reference):
+    """Ray: 10 kills, as for the local pool (each start spends several seconds starting Ray).
 The timeline is the reference run's (an uninterrupted Ray run would cost half a minute more):
 start-up kills land in the driver's start and ray.init, later ones anchored on progress.
 
@@ -291,11 +291,11 @@ start-up kills land in the driver's start and ray.init, later ones anchored on p
     out = tmp_path / "killed"
     sessions: list[int] = []
     try:
-        log = kill_and_resume(out, command(out, kill_config, "--executor", "ray"), 3, timeline, random.Random(38),
+        log = kill_and_resume(out, command(out, kill_config, "--executor", "ray"), 10, timeline, random.Random(38),
                               sessions, grace_s=0.0)
     finally:  # what is left of the killed starts: tasks end at their next sample, idle workers may hang
         stragglers = end_sessions(sessions, 15.0)
     print(f"\nreference run: {timeline}; kills: {log}; Ray processes killed at the end: {stragglers}")
-    assert sum(not k["finished"] for k in log) >= 2, log
+    assert sum(not k["finished"] for k in log) >= 5, log
     assert_same_files(out, reference_out)
     assert_no_temporaries(out)
