@@ -11,6 +11,7 @@ nothing else of densesynth); the kind rules (`_coerce`) and the checks here are 
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path
 from typing import Any, Iterator
@@ -107,7 +108,8 @@ def _suggest(key: str, options: dict[str, Any]) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float: an inf or NaN learning rate, mean or weight trains nothing."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _coerce(dotted: str, default: Any, value: Any, source: str) -> Any:
@@ -125,7 +127,7 @@ def _coerce(dotted: str, default: Any, value: Any, source: str) -> Any:
         return value
     if isinstance(default, float):
         if not _is_number(value):
-            raise fail("a number")
+            raise fail("a finite number")
         return float(value)
     if isinstance(default, str):
         if not isinstance(value, str):

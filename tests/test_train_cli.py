@@ -73,6 +73,8 @@ def test_resolved_config_round_trips(tmp_path):
     ("train:\n  device: gpu\n", ["'train.device'"]),
     ("solver: 3\n", ["'solver' must be a section"]),
     ("solver:\n  max_iter: [\n", ["not valid YAML"]),
+    ("solver:\n  lr: .inf\n", ["'solver.lr' must be a finite number"]),
+    ("model:\n  pixel_std: [.nan, 1, 1]\n", ["'model.pixel_std' must be a list of 3 numbers"]),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, needles):
     path = tmp_path / "bad.yaml"
@@ -83,6 +85,11 @@ def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, needles):
     assert "\n" not in message and str(path) in message
     for needle in needles:
         assert needle in message, message
+
+
+def test_infinite_learning_rate_on_the_command_line_is_refused():
+    with pytest.raises(TrainUserError, match="'solver.lr' must be a finite number"):
+        load_config(None, {"solver.lr": float("inf")})
 
 
 def test_init_none_with_freeze_is_refused():
