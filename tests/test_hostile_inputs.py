@@ -802,3 +802,51 @@ def test_ray_task_stops_once_another_run_holds_the_folder(tmp_path, monkeypatch)
     (tmp_path / LOCK_NAME).write_text(holder + "\n")
     assert [ok for _, ok, _, _ in _render_shard(job, [5, 6], 0, holder)] == [True, True]  # its own run: renders
     assert [ok for _, ok, _, _ in _render_shard(job, [7], 0, None)] == [True]  # no lock (a direct caller): renders
+
+
+# =========================================================================== C3D: cut files, zeroed markers, --out = input
+def _walk_c3d(path: Path) -> bytes:
+    from test_mocap_c3d import GENERIC_REST_JOINTS, markers_from, short, write_c3d
+
+    markers, _ = markers_from(short("walk", 1.0), np.array(GENERIC_REST_JOINTS))
+    write_c3d(path, markers, 30.0)
+    return path.read_bytes()
+
+
+def _convert(source: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "farm.motion", "convert", str(source), "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.77, 0.93])
+def test_cut_c3d_is_one_line_not_a_shorter_clip(tmp_path, keep):
+    """ezc3d reads the frames a cut file still holds and rewrites its own frame count to match,
+    so a half-copied trial converted into half a clip without a word."""
+    data = _walk_c3d(tmp_path / "full.c3d")
+    cut = tmp_path / "cut.c3d"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    result = _convert(cut, tmp_path / "clip.npz")
+    assert_one_line_error(result, str(cut), "truncated")
+    assert not (tmp_path / "clip.npz").exists()
+    assert _convert(tmp_path / "full.c3d", tmp_path / "clip.npz").returncode == 0  # the complete file converts
+
+
+def test_c3d_with_zeroed_markers_says_so(tmp_path):
+    """Every sample at exactly (0, 0, 0), how exporters without residuals write missing markers:
+    the error blamed the up axis, after a NumPy warning on stderr."""
+    from test_mocap_c3d import GENERIC_REST_JOINTS, markers_from, short, write_c3d
+
+    markers, _ = markers_from(short("walk", 0.5), np.array(GENERIC_REST_JOINTS))
+    source = tmp_path / "zeroed.c3d"
+    write_c3d(source, {name: np.zeros_like(xyz) for name, xyz in markers.items()}, 30.0)
+    assert_one_line_error(_convert(source, tmp_path / "clip.npz"), str(source), "zeroed")
+
+
+def test_convert_refuses_to_overwrite_its_input(tmp_path):
+    source = tmp_path / "full.c3d"
+    _walk_c3d(source)
+    clip = tmp_path / "clip.npz"
+    assert _convert(source, clip).returncode == 0
+    before = clip.read_bytes()
+    assert_one_line_error(_convert(clip, clip), str(clip), "input")
+    assert clip.read_bytes() == before

@@ -104,6 +104,7 @@ def read_c3d(path: Path | str) -> tuple[dict[str, np.ndarray], float, dict[str, 
     if points.shape[2] < declared:
         raise MotionFileError(f"C3D file {path} is truncated: its header declares {declared} frames, "
                               f"the file holds {points.shape[2]}")
+    _check_size(path, point, points.shape[1], points.shape[2])
     rate = float(np.asarray(point["RATE"]["value"]).reshape(-1)[0]) if "RATE" in point else float(header["frame_rate"])
     if not np.isfinite(rate) or rate <= 0:
         raise MotionFileError(f"C3D file {path}: POINT:RATE {rate} is not a positive frame rate")
@@ -119,9 +120,12 @@ def read_c3d(path: Path | str) -> tuple[dict[str, np.ndarray], float, dict[str, 
         xyz = points[:3, k, :].T * scale
         if residuals is not None and residuals.shape[1] > k:
             xyz[residuals[0, k, :] < 0] = np.nan
+        # Exporters that drop residuals write a missing sample as exactly (0, 0, 0).
+        xyz[(xyz == 0.0).all(axis=1)] = np.nan
         markers[labels[k].split(":")[-1].strip()] = xyz
     if all(np.isnan(m).all() for m in markers.values()):
-        raise MotionFileError(f"C3D file {path} holds no valid marker samples (all residuals negative)")
+        raise MotionFileError(f"C3D file {path} holds no valid marker samples (every residual negative or every "
+                              "sample zeroed)")
     processing: dict[str, float] = {}
     for name, entry in c3d["parameters"].get("PROCESSING", {}).items():
         try:
@@ -131,6 +135,45 @@ def read_c3d(path: Path | str) -> tuple[dict[str, np.ndarray], float, dict[str, 
         if len(value) and np.isfinite(value[0]):
             processing[str(name).split(":")[-1]] = float(value[0])
     return markers, rate, processing
+
+
+def _declared_frames(path: Path) -> int | None:
+    """The frame count the file's own 512-byte header declares (words 4 and 5), or None.
+
+    ezc3d rewrites both its header view and POINT:FRAMES to what it managed to read, so only
+    the raw header still says how long the trial was. Word order follows the processor type
+    in the parameter block (86 = MIPS, big-endian; Intel and DEC are little-endian)."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+        if len(head) < 10 or head[0] < 2:
+            return None
+        handle.seek((head[0] - 1) * 512 + 3)
+        processor = handle.read(1)
+    order = "big" if processor == b"\x56" else "little"
+    first, last = int.from_bytes(head[6:8], order), int.from_bytes(head[8:10], order)
+    if last >= 65535 or last < first:  # long trials keep their count elsewhere
+        return None
+    return last - first + 1
+
+
+def _check_size(path: Path, point: dict, num_points: int, num_frames: int) -> None:
+    """Refuse a file too short for the frames its header declares.
+
+    ezc3d returns the frames it could read from a cut file without a word, so a half-copied
+    trial would convert into half a clip. The size the point data alone needs (analog data
+    only adds to it) is a lower bound of any complete file."""
+    try:
+        data_start = int(np.asarray(point["DATA_START"]["value"]).reshape(-1)[0])
+        scale = float(np.asarray(point["SCALE"]["value"]).reshape(-1)[0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return
+    declared = max(num_frames, _declared_frames(path) or 0)
+    word = 4 if scale < 0 else 2  # a negative POINT:SCALE means float samples
+    needed = (data_start - 1) * 512 + declared * num_points * 4 * word
+    size = path.stat().st_size
+    if size < needed:
+        raise MotionFileError(f"C3D file {path} is truncated (or its header damaged): {declared} frames of {num_points} "
+                              f"markers need at least {needed} bytes, the file has {size}; copy it again")
 
 
 def fill_gaps(xyz: np.ndarray, max_gap: int) -> np.ndarray:

@@ -177,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"--out {args.out} must end in .npz")
         if not args.out.parent.is_dir():
             raise UserError(f"--out {args.out}: folder {args.out.parent} does not exist")
+        if args.out.exists() and Path(args.input).exists() and args.out.samefile(args.input):
+            raise UserError(f"--out {args.out} is the input file: name another file, the input is kept")
         if args.scale is not None and (not np.isfinite(args.scale) or args.scale <= 0):
             raise UserError(f"--scale must be a positive number, got {args.scale}")
         joint_map = read_joint_map(args.map) if args.map is not None else None
