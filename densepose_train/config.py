@@ -10,7 +10,6 @@ nothing else of densesynth); the kind rules (`_coerce`) and the checks here are 
 """
 from __future__ import annotations
 
-import copy
 import math
 import re
 from pathlib import Path
@@ -208,5 +207,3 @@ def effective_lr(config: dict[str, Any]) -> float:
     return float(solver["base_lr"]) * solver["batch_size"] / solver["reference_batch_size"]
 
 
-def copy_config(config: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(config)

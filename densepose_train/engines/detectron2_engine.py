@@ -305,11 +305,6 @@ def _d2_literal(value: Any) -> str:
     return repr(value)
 
 
-def pairs_as_dict(pairs: Sequence[str]) -> dict[str, str]:
-    """KEY VALUE list -> {KEY: VALUE} (for reading `d2_overrides`)."""
-    return dict(zip(pairs[0::2], pairs[1::2]))
-
-
 def d2_frozen(freeze: str, name: str) -> bool:
     """Whether detectron2 parameter `name` stays fixed under `--freeze` (beyond FREEZE_AT).
 

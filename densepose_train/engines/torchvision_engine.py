@@ -92,11 +92,11 @@ def user_settings(cfg: dict[str, Any]) -> dict[str, Any]:
 def model_from_checkpoint(path: Path, cli_cfg: dict[str, Any], device: torch.device) -> tuple[nn.Module, dict]:
     """Our checkpoint's model, built from the config it was trained with, plus what this command's
     `--config`/options change (test-time options such as score_thresh or min_size)."""
-    from ..model.checkpoints import load_checkpoint, read_our_checkpoint
+    from ..model.checkpoints import load_checkpoint, stored_config
 
     if not Path(path).is_file():
         raise TrainUserError(f"--model {path} does not exist: pass OUT/model_final.pth written by train")
-    stored = read_our_checkpoint(path).get("config")
+    stored = stored_config(path)
     if not isinstance(stored, dict):
         raise TrainUserError(f"checkpoint {path} holds no training config: pass a model_*.pth written by "
                              "`python -m densepose_train train`")

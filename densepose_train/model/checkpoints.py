@@ -22,8 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import TrainUserError
-from .checkpoint_import import (ImportReport, import_detectron2_state, load_detectron2_checkpoint,
-                                model_settings, read_checkpoint_file)
+from .checkpoint_import import ImportReport, import_detectron2_file, model_settings, read_checkpoint_file
 
 FORMAT = "densepose_train/1"
 
@@ -178,16 +177,14 @@ def init_from(spec: str, model: nn.Module, reinit_coarse: bool = False) -> Impor
         return init_imagenet(model)
     path = Path(spec)
     if path.suffix == ".pkl":
-        return import_detectron2_state(load_detectron2_checkpoint(path), model, source=path,
-                                       reinit_coarse=reinit_coarse)
+        return import_detectron2_file(path, model, reinit_coarse=reinit_coarse)
     if path.suffix == ".pth":
         data = read_checkpoint_file(path)
         if isinstance(data, dict) and data.get("format") == FORMAT:
             return _init_from_ours(path, data, model, reinit_coarse)
         weights = data.get("model", data) if isinstance(data, dict) else None
         if isinstance(weights, Mapping) and any(str(k).startswith("backbone.bottom_up.") for k in weights):
-            return import_detectron2_state(load_detectron2_checkpoint(path), model, source=path,
-                                           reinit_coarse=reinit_coarse)
+            return import_detectron2_file(path, model, reinit_coarse=reinit_coarse)
         raise TrainUserError(f"checkpoint {path} is neither ours (densepose_train train) nor detectron2's: pass one "
                              "of those, or --init imagenet")
     raise TrainUserError(f"--init {spec!r} is not none, imagenet, a .pkl or a .pth file: pass one of those")
@@ -244,7 +241,7 @@ def init_imagenet(model: nn.Module) -> ImportReport:
         for root in _fvcore_caches():
             candidate = root / MSRA_R50
             if candidate.is_file():
-                return import_detectron2_state(load_detectron2_checkpoint(candidate), model, source=candidate)
+                return import_detectron2_file(candidate, model)
         raise TrainUserError(
             f"--init imagenet with detectron2's conventions (model.stride_in_1x1 true, BGR, pixel_std 1) needs "
             f"detectron2's MSRA R-50.pkl, which is not in {_fvcore_caches()[0] / MSRA_R50}: download {MSRA_R50_URL} "

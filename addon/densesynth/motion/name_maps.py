@@ -176,16 +176,4 @@ def suggest_map(names: Sequence[str], missing: Sequence[str], taken: Sequence[st
     return out
 
 
-def map_yaml(entries: dict[str, str], missing: Sequence[str] = ()) -> str:
-    """A --map file's text for `entries` plus placeholders for joints left without a guess."""
-    lines = [f"{_quote(src)}: {dst}" for src, dst in entries.items()]
-    guessed = set(entries.values())
-    lines += [f"# SOURCE_JOINT: {m}" for m in missing if m not in guessed]
-    return "\n".join(lines)
-
-
-def _quote(name: str) -> str:
-    return f"'{name}'" if re.search(r"[:#\s'\"{}\[\],&*!|>%@`]", name) or not name else name
-
-
 assert all(k in SIDED or k in JOINT_NAMES for fam in FAMILIES.values() for k in fam)
