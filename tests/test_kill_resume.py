@@ -179,7 +179,9 @@ def kill_moment(timeline: Timeline, todo: int, rng: random.Random) -> tuple[str,
     d): d seconds after this start's k-th finished sample; ("merge", 0, d): d seconds after
     the merge began (its first temporary appeared). Anchoring the later phases on progress
     keeps the kill in the phase it was drawn in when the machine is slower or faster than
-    the timeline."""
+    the timeline. A start-up or render moment later than this start's last sample (a resumed
+    start skips work the timeline's run did, and machines differ) becomes a kill at the
+    moment its last work begins, so that every random kill meets a running start."""
     per_sample = timeline.render_s / NUM
     t = rng.uniform(0.0, timeline.expected_s(todo))
     if t < timeline.startup_s + per_sample:  # start-up and the first sample: no event to anchor on
@@ -201,12 +203,13 @@ def start_and_kill(argv: list[str], out: Path, moment: tuple[str, int, float]) -
     anchor = started if phase == "startup" else None
     deadline = time.monotonic() + 600
     while process.poll() is None and time.monotonic() < deadline:
-        if anchor is None:
-            done = count_done(out)
-            if (phase == "render" and done >= done_before + k) or (phase == "merge" and merge_started(out)):
-                anchor = time.monotonic()
+        done = count_done(out)
+        if anchor is None and ((phase == "render" and done >= done_before + k) or (phase == "merge" and merge_started(out))):
+            anchor = time.monotonic()
         if anchor is not None and time.monotonic() >= anchor + seconds:
             break
+        if phase != "merge" and (merge_started(out) or done_before < NUM <= done):
+            break  # a start-up or render moment that this start outran: kill as its last work begins
         time.sleep(0.005)
     if process.poll() is not None:
         return process, True
