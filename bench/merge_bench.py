@@ -2,7 +2,7 @@
 
 `python bench/merge_bench.py [--sizes 1000 5000 50000]` writes synthetic finished samples
 (a record with one realistic-size person annotation, a spec, a done/ manifest) into a
-temporary run folder and times `farm.merge.merge` on it, printing milliseconds per sample
+temporary run folder and times `densesynth.job.merge.merge` on it, printing milliseconds per sample
 for each size; it exits 1 when the largest size costs more than 20% more per sample than
 the smallest (a writer that rewrote its whole file per image would grow without bound).
 No rendering: the records are synthetic, the merge is the real one.
@@ -33,7 +33,7 @@ def _annotation(index: int) -> dict:
 
 def write_samples(out: Path, count: int) -> None:
     from densesynth.io_utils import atomic_write_text
-    from farm.shards import Identity, sample_stem
+    from densesynth.job.shards import Identity, sample_stem
 
     identity = Identity("benchmark", 0)
     for folder in ("records", "specs", "done", "images"):
@@ -60,7 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 50000])
     args = parser.parse_args()
-    from farm.merge import merge
+    from densesynth.job.merge import merge
 
     per_sample = {}
     for size in args.sizes:

@@ -38,8 +38,9 @@ def main(argv: list[str]) -> int:
 
         return charts_main(rest)
     from densesynth.cli import main as render_main
+    from farm.executors import farm_executors
 
-    return render_main(rest)
+    return render_main(rest, farm_executors())
 
 
 if __name__ == "__main__":

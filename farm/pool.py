@@ -14,8 +14,9 @@ Workers write their stderr (and Blender's stdout) to DIR/logs/worker-<slot>.log.
 worker is `python -m farm.pool --worker` (or, inside a real Blender, that Blender binary
 with `-b -P farm/pool.py -- --worker`) and dies with its parent (PR_SET_PDEATHSIG).
 
-Test hook: DENSESYNTH_FARM_FAULT="crash@3,hang@5#1,error@7" makes the worker crash, hang or
-raise at sample 3, 5, 7 (`#K`: only on the first K attempts).
+The Job, one sample's render and the in-process executor live in the package
+(densesynth/job/in_process.py, with the DENSESYNTH_FARM_FAULT test hook), shared by every
+executor.
 """
 from __future__ import annotations
 
@@ -28,64 +29,22 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 if __package__ in (None, ""):  # run as a script (inside Blender: -P farm/pool.py)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from farm.shards import Identity, forget_sample, sample_stem, write_failure, write_manifest  # noqa: E402
+from farm.bootstrap import add_paths  # noqa: E402
+
+add_paths()  # inside a real Blender the package is not on sys.path yet
+from densesynth.job.in_process import FarmError, Job, JobResult, inject_fault, render_sample  # noqa: E402
+from densesynth.job.shards import sample_stem, write_failure  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 900.0  # the first start may export the body (about a minute) or compile kernels
 MAX_STARTUP_FAILURES = 3
-
-
-class FarmError(Exception):
-    """The run cannot go on (workers do not start, every sample fails): one line for the user."""
-
-
-@dataclass
-class Job:
-    """What every worker needs to build its renderer; sent as the first line to a worker."""
-
-    config: dict[str, Any]
-    config_id: str
-    seed: int
-    out: Path
-    debug_geometry: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"config": self.config, "config_id": self.config_id, "seed": self.seed,
-                "out": str(self.out), "debug_geometry": self.debug_geometry}
-
-    @property
-    def identity(self) -> Identity:
-        return Identity(self.config_id, self.seed)
-
-
-# --- one sample (shared by workers and the in-process path) ---------------------------------
-def render_sample(renderer: Any, job: Job, index: int) -> dict[str, Any]:
-    """Render sample `index` and mark it done; returns the pipeline's record."""
-    forget_sample(job.out, index)
-    record = renderer.render(renderer.draw_spec(index))
-    write_manifest(job.out, job.identity, index, record, renderer.files)
-    return record
-
-
-def _inject_fault(index: int, attempt: int) -> None:
-    for item in filter(None, os.environ.get("DENSESYNTH_FARM_FAULT", "").split(",")):
-        kind, _, where = item.partition("@")
-        target, _, limit = where.partition("#")
-        if int(target) != index or (limit and attempt > int(limit)):
-            continue
-        if kind == "crash":
-            os.kill(os.getpid(), signal.SIGKILL)
-        elif kind == "hang":
-            time.sleep(10**6)
-        elif kind == "error":
-            raise RuntimeError(f"injected error at sample {index}")
 
 
 # --- worker side ----------------------------------------------------------------------------
@@ -101,9 +60,6 @@ def worker_main() -> int:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    from farm.bootstrap import add_paths
-
-    add_paths()
     job_data = json.loads(sys.stdin.readline())
     job = Job(job_data["config"], job_data["config_id"], job_data["seed"], Path(job_data["out"]),
               job_data["debug_geometry"])
@@ -121,7 +77,7 @@ def worker_main() -> int:
         index, attempt = task["index"], task["attempt"]
         started = time.perf_counter()
         try:
-            _inject_fault(index, attempt)
+            inject_fault(index, attempt)
             record = render_sample(renderer, job, index)
         except UserError as exc:  # a user mistake (e.g. an unreadable asset): stops the run, no retry
             protocol.write(json.dumps({"index": index, "ok": False, "user_error": str(exc)}) + "\n")
@@ -152,14 +108,6 @@ class PoolOptions:
     max_samples_per_worker: int = 500
     sample_timeout: float = 900.0
     retries: int = 2
-
-
-@dataclass
-class PoolResult:
-    done: int = 0
-    failed: dict[int, str] = field(default_factory=dict)
-    people: int = 0
-    restarts: int = 0
 
 
 class _Worker:
@@ -252,9 +200,9 @@ class _Worker:
 
 
 def run_pool(job: Job, indices: list[int], options: PoolOptions,
-             on_progress: Callable[[PoolResult], None] | None = None) -> PoolResult:
+             on_progress: Callable[[JobResult], None] | None = None) -> JobResult:
     """Render `indices` with `options.workers` worker processes; returns counts and failures."""
-    result = PoolResult()
+    result = JobResult()
     log_dir = job.out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     pending: collections.deque[tuple[int, int]] = collections.deque((i, 1) for i in indices)
@@ -356,36 +304,6 @@ def run_pool(job: Job, indices: list[int], options: PoolOptions,
         for worker in list(workers.values()):
             worker.stop(kill=True)
         selector.close()
-    return result
-
-
-def run_in_process(job: Job, indices: list[int], retries: int, threads: int | None,
-                   on_progress: Callable[[PoolResult], None] | None = None) -> PoolResult:
-    """`--workers 0`: render here, in this process (no isolation against crashes or hangs)."""
-    from densesynth.errors import UserError
-    from densesynth.pipeline import SampleRenderer
-
-    result = PoolResult()
-    config = job.config if threads is None else {**job.config, "render": {**job.config["render"], "threads": threads}}
-    renderer = SampleRenderer(config, job.config_id, job.seed, job.out, debug_geometry=job.debug_geometry)
-    for index in indices:
-        for attempt in range(1, retries + 2):
-            try:
-                _inject_fault(index, attempt)
-                record = render_sample(renderer, job, index)
-            except UserError:
-                raise
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                if attempt > retries:
-                    write_failure(job.out, job.identity, index, attempt, reason)
-                    result.failed[index] = reason
-                continue
-            result.done += 1
-            result.people += len(record["annotations"])
-            break
-        if on_progress:
-            on_progress(result)
     return result
 
 

@@ -61,13 +61,11 @@ def _render_shard(job_json: dict[str, Any], indices: list[int], retries: int = 0
         return [(index, False, "not rendered: --out is no longer held by this run", 0) for index in indices]
     from densesynth.errors import UserError
     from densesynth.pipeline import SampleRenderer
-    from farm.pool import Job, render_sample
+    from densesynth.job.in_process import Job, inject_fault, render_sample
 
     job = Job(job_json["config"], job_json["config_id"], job_json["seed"], Path(job_json["out"]),
               job_json["debug_geometry"])
     renderer = SampleRenderer(job.config, job.config_id, job.seed, job.out, debug_geometry=job.debug_geometry)
-    from farm.pool import _inject_fault
-
     outcome = []
     for position, index in enumerate(indices):
         if position and _taken_over(job.out, holder):
@@ -75,7 +73,7 @@ def _render_shard(job_json: dict[str, Any], indices: list[int], retries: int = 0
             return outcome
         for attempt in range(1, retries + 2):
             try:
-                _inject_fault(index, attempt)
+                inject_fault(index, attempt)
                 record = render_sample(renderer, job, index)
                 outcome.append((index, True, len(record["annotations"]), attempt))
                 break
@@ -127,8 +125,8 @@ def run_ray(job, indices: list[int], shard_size: int, address: str | None, cpus_
     import ray
 
     from densesynth.errors import UserError
-    from farm.pool import PoolResult
-    from farm.shards import write_failure
+    from densesynth.job.in_process import JobResult
+    from densesynth.job.shards import write_failure
 
     if address:
         check_address(address)
@@ -144,7 +142,7 @@ def run_ray(job, indices: list[int], shard_size: int, address: str | None, cpus_
         shards[index // shard_size].append(index)
     holder = _lock_line(job.out) or None  # this run's lock line (None: the caller holds no lock)
     pending = {render_shard.remote(job.to_json(), shard, retries, holder): shard for shard in shards.values()}
-    result = PoolResult()
+    result = JobResult()
     user_error = None
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)

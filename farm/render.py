@@ -2,7 +2,8 @@
 
 Also runs inside Blender: `blender -b -P farm/render.py -- --out DIR ...` (see the README
 for pointing Blender at the project's virtual environment). The command line itself lives
-in the package (`densesynth.cli`) so that the Blender add-on runs the very same job.
+in the package (`densesynth.cli`) so that the Blender add-on runs the very same job; the
+farm hands it its executors (farm/executors.py: the local pool and Ray).
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def main() -> int:
               "virtual environment (see README, 'Running inside Blender')", file=sys.stderr)
         return 2
     from densesynth.cli import main as render_main
+    from farm.executors import farm_executors
 
-    return render_main(script_arguments(sys.argv))
+    return render_main(script_arguments(sys.argv), farm_executors())
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from farm.shards import DEFAULT_SHARD_SIZE, Identity, check_sample, read_run_checked, sample_stem, shard_ranges
+from densesynth.job.shards import DEFAULT_SHARD_SIZE, Identity, check_sample, read_run_checked, sample_stem, shard_ranges
 
 STATES = ("done", "failed", "corrupt", "todo")
 

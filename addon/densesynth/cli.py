@@ -6,8 +6,10 @@ user mistakes end in one line on stderr and exit 2; samples that fail every atte
 in exit 1 (run the same command again to retry them).
 
 The samples 0..N-1 split into shards of --shard-size; --workers processes render them
-(farm/pool.py), finished samples are skipped (farm/shards.py), and the records are merged
-into annotations.json plus a train/val split at the end (farm/merge.py).
+(farm/pool.py, or Ray: farm/ray_executor.py, or this process: job/in_process.py), finished
+samples are skipped (job/shards.py), and the records are merged into annotations.json plus
+a train/val split at the end (job/merge.py). The Blender extension runs this same job in
+one process.
 
 --out is resolved against the working folder; `/`, an empty value and a non-empty folder
 without our run.json are refused; one run at a time holds DIR/.densesynth.lock (a second
@@ -22,10 +24,13 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from .errors import UserError
 from .annotate.chart_surface import CHARTS_FILE, write_chart_surface
+from .job.shards import MAX_SAMPLES
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -64,7 +69,6 @@ def _number_argument(convert, accept, requirement: str):
     return parse
 
 
-MAX_SAMPLES = 10**8  # sample stems stay 8 digits (farm.shards.MAX_SAMPLES)
 MIN_SAMPLE_TIMEOUT_S = 5.0  # below this no sample (Blender scene set-up included) can finish
 
 positive_int = _number_argument(int, lambda v: v >= 1, "at least 1")
@@ -129,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     farm.add_argument("--verify", action="store_true",
                       help="re-hash every finished file before skipping it (default: re-hash changed files only)")
     farm.add_argument("--val-fraction", type=fraction, default=0.1,
-                      help="share of split groups in annotations_val.json (default 0.1; see farm/merge.py)")
+                      help="share of split groups in annotations_val.json (default 0.1; see densesynth/job/merge.py)")
     farm.add_argument("--wait-lock", action="store_true",
                       help="if another run is using --out, wait for it to end (default: refuse)")
     farm.add_argument("--allow-shrink", action="store_true",
@@ -259,23 +263,6 @@ def claim_run(out: Path, config_id: str, seed: int, plan: dict | None = None, al
         atomic_write_text(run_file, json.dumps(content, sort_keys=True) + "\n")
 
 
-def _import_farm() -> bool:
-    """The farm (pool, shards, merge) lives next to the package in the repository; a Blender
-    extension install has only the package and renders in-process, as before."""
-    import importlib
-
-    try:
-        importlib.import_module("farm.pool")
-        return True
-    except ImportError:
-        repo = Path(__file__).resolve().parents[2]
-        if not (repo / "farm" / "pool.py").is_file():
-            return False
-        sys.path.insert(0, str(repo))
-        importlib.import_module("farm.pool")
-        return True
-
-
 class Progress:
     """samples/s and ETA on stderr, at most once a second (and at the end)."""
 
@@ -319,10 +306,33 @@ def check_options(args: argparse.Namespace, config: dict) -> None:
         raise UserError("--shards is empty: give shard numbers like 0,3-5, or leave --shards out for all")
 
 
+@dataclass(frozen=True)
+class Executors:
+    """What renders the samples beyond this process. The package knows none of the farm's
+    executors (it never imports `farm`): farm/render.py hands them in. Each executor is
+    `(job, indices, args, progress) -> JobResult`. Without a pool, `--workers N` renders in
+    this process (the extension's case); `should_stop` is asked between samples there."""
+
+    pool: Callable[..., Any] | None = None
+    ray: Callable[..., Any] | None = None
+    check_ray_address: Callable[[str], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+def check_executor(args: argparse.Namespace, executors: Executors) -> None:
+    """Options that need an executor this install lacks: refused in one line."""
+    if args.executor == "ray" and executors.ray is None:
+        raise UserError("--executor ray needs the farm (farm/render.py in the repository) and Ray: run "
+                        "farm/render.py --executor ray, with pip install 'ray>=2.40'")
+    if args.workers > 1 and executors.pool is None:
+        raise UserError(f"--workers {args.workers} needs the farm's worker pool (farm/render.py in the repository); "
+                        "this install renders in one process: drop --workers or run farm/render.py")
+
+
 _LOCK: OutputLock | None = None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, executors: "Executors") -> int:
     from .config import config_hash, load_config
 
     global _LOCK
@@ -333,10 +343,9 @@ def run(args: argparse.Namespace) -> int:
             overrides[key] = str(Path(args.smpl_dir).expanduser().resolve()) if option == "smpl_dir" else getattr(args, option)
     config = load_config(args.config, overrides)
     check_options(args, config)
-    if args.executor == "ray" and args.address and _import_farm():
-        from farm.ray_executor import check_address
-
-        check_address(args.address)  # before anything is written, and without Ray's minutes of retries
+    check_executor(args, executors)
+    if args.executor == "ray" and args.address:
+        executors.check_ray_address(args.address)  # before anything is written, and without Ray's minutes of retries
     check_out_folder(args.out)
     check_writable(args.out)
     _LOCK = OutputLock(args.out)
@@ -348,14 +357,9 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"render.py: {catalogue(tuple(config['motion']['clips']), tuple(config['motion']['clip_folders'])).summary()}",
               file=sys.stderr)
-    if not _import_farm():
-        claim_run(args.out, config_id, args.seed, {"num_samples": args.num_samples},
-                  getattr(args, "allow_shrink", False))
-        return _run_plain(args, config, config_id)
-
-    from farm.merge import MergeError, merge
-    from farm.pool import FarmError, Job, PoolOptions, run_in_process, run_pool
-    from farm.shards import (Identity, check_sample, num_shards, parse_shard_selection, remove_stale_temporaries,
+    from .job.in_process import FarmError, Job, JobResult, run_in_process
+    from .job.merge import MergeError, merge
+    from .job.shards import (Identity, check_sample, num_shards, parse_shard_selection, remove_stale_temporaries,
                              shard_range)
 
     shard_count = num_shards(args.num_samples, args.shard_size)
@@ -400,21 +404,13 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(len(todo), args.quiet)
     try:
         if not todo:
-            from farm.pool import PoolResult
-
-            result = PoolResult()
+            result = JobResult()
         elif args.executor == "ray":
-            try:
-                from farm.ray_executor import run_ray
-            except ImportError:
-                raise UserError("--executor ray needs Ray: pip install 'ray>=2.40'") from None
-            result = run_ray(job, todo, args.shard_size, args.address, args.cpus_per_task, args.gpus_per_task,
-                             args.retries, progress)
-        elif args.workers == 0:
-            result = run_in_process(job, todo, args.retries, None, progress)
+            result = executors.ray(job, todo, args, progress)
+        elif args.workers == 0 or executors.pool is None:
+            result = run_in_process(job, todo, args.retries, None, progress, executors.should_stop)
         else:
-            options = PoolOptions(args.workers, args.max_samples_per_worker, args.sample_timeout, args.retries)
-            result = run_pool(job, todo, options, progress)
+            result = executors.pool(job, todo, args, progress)
     except FarmError as exc:
         raise UserError(f"{exc}; finished samples are kept, run the same command again to resume") from None
     if todo:
@@ -437,35 +433,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_plain(args: argparse.Namespace, config: dict, config_id: str) -> int:
-    """Without the farm (an installed Blender extension): one process, record = finished."""
-    from .pipeline import SampleRenderer, write_annotations
-
-    renderer = SampleRenderer(config, config_id, args.seed, args.out, debug_geometry=args.debug_geometry)
-    write_chart_surface(args.out / CHARTS_FILE, config["body"])
-    records = []
-    for index in range(args.num_samples):
-        spec = renderer.draw_spec(index)
-        record_path = args.out / "records" / f"{spec['stem']}.json"
-        if record_path.is_file():
-            records.append(json.loads(record_path.read_text()))
-            continue
-        records.append(renderer.render(spec))
-        if not args.quiet:
-            print(f"[{index + 1}/{args.num_samples}] {spec['stem']}", file=sys.stderr, flush=True)
-    path = write_annotations(args.out, records)
-    people = sum(len(r["annotations"]) for r in records)
-    print(f"wrote {len(records)} samples ({people} people) to {args.out}; annotations: {path}")
-    return 0
-
-
-def main(argv: list[str]) -> int:
-    """Run the render job on `argv` (the script's own arguments); returns the exit status."""
+def main(argv: list[str], executors: Executors | None = None) -> int:
+    """Run the render job on `argv` (the script's own arguments); returns the exit status.
+    `executors`: the farm's (farm/render.py passes its pool and Ray); without them the
+    samples render in this process, through the same job (the Blender extension)."""
     args = build_parser().parse_args(argv)
 
     global _LOCK
     try:
-        return run(args)
+        return run(args, executors or Executors())
     except UserError as exc:
         print(f"render.py: error: {exc}", file=sys.stderr)
         return 2

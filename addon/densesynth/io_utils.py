@@ -7,7 +7,7 @@ Every temporary file is named ``.densesynth-tmp.<owner>.<pid>.<final name>``: a 
 prefix no other program uses, the writer's *owner* (host name plus PID namespace, so two
 machines or containers sharing an output folder never mistake each other's processes) and
 its process id. Only the owner may judge whether the writer still runs; see
-``farm.shards.remove_stale_temporaries`` for who deletes what, and when.
+``densesynth.job.shards.remove_stale_temporaries`` for who deletes what, and when.
 """
 from __future__ import annotations
 
