@@ -223,16 +223,18 @@ class SampleRenderer:
         kinds = [person["body"]["kind"] for person in spec["persons"]]
         with _Timer(self.times, "scene_setup"):
             people, camera, backdrop = self.spec_scene.build(spec)
-        sample = SampleContext(spec=spec, out=out, num_people=len(people), backdrop=backdrop)
+        sample = SampleContext(spec=spec, out=out, num_people=len(people), backdrop=backdrop, people=people,
+                               camera=camera, bodies=self.bodies, config=self.config)
         passes = [p for p in self.passes if p.wanted(sample)]
+        rendered = [p for p in passes if p.renders]  # the others are computed from the posed scene
         # Each pass renders into, and is read back from, this process's own temporary; only a
         # finished file is renamed to its final name (another process rendering the same
         # sample can never hand us its files, nor we it ours).
-        raws = {p.name: p.raw_path(sample) for p in passes}
+        raws = {p.name: p.raw_path(sample) for p in rendered}
         files: list[str] = []
         try:
             stage_seconds: dict[str, float] = {}
-            for p in passes:
+            for p in rendered:
                 start = time.perf_counter()
                 self.scene.render_pass(p.blender_setup(spec), raws[p.name])
                 stage_seconds[p.stage] = stage_seconds.get(p.stage, 0.0) + time.perf_counter() - start
@@ -240,12 +242,13 @@ class SampleRenderer:
                 self.times.add(stage, seconds)
             with _Timer(self.times, "decode_annotate"):
                 layers: dict[str, np.ndarray] = {}
-                for p in passes:
+                for p in rendered:
                     layers.update(p.decode(raws[p.name], sample, layers))
                 layers, effects = self._image_effects(spec, camera, layers)
                 sample.labels_changed = effects.changed_labels
+                sample.dist_coeffs, sample.occlusion_out = effects.dist_coeffs, effects.occlusion_out
                 for p in passes:
-                    files += p.write(raws[p.name], sample, layers)
+                    files += p.write(raws.get(p.name), sample, layers)
                 scene_mesh = self._scene_mesh(kinds, people)
                 record = self._annotate(spec, camera, people, scene_mesh, IUVMaps.from_layers(layers),
                                         image_name(spec), effects)

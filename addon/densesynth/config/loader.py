@@ -39,7 +39,9 @@ STRING_LISTS = {"motion.clips", "motion.clip_folders"}
 
 # Keys added after run folders already existed: at their default value they stay out of the
 # config hash, so that those folders keep their identity (and resume) under this version.
-HASH_WHEN_CHANGED = ("passes",)
+# A dotted name is one setting of a section ("camera.views_per_scene"), a plain one a whole
+# key or section ("passes").
+HASH_WHEN_CHANGED = ("passes", "body3d")
 
 # Keys whose value is a range [low, high] rather than a fixed pair.
 NOT_RANGES = {"render.resolution"}
@@ -60,6 +62,7 @@ PATH_LISTS = ("motion.clip_folders",)
 # A low bound in POSITIVE is exclusive (> low). Every number of the config must also be finite.
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "render.beauty_samples": (1, 65536), "render.threads": (0, 4096), "body.num_betas": (1, 300),
+    "body3d.uv_map_size": (1, 4096),
     "people.spacing_m": (0, 100), "people.min_gap_m": (0, 100),
     "camera.focal_length_mm": (0, 2000), "camera.sensor_width_mm": (0, 200), "camera.elevation_deg": (-89, 89),
     "camera.roll_deg": (-180, 180), "camera.azimuth_deg": (-360, 360), "camera.look_at_jitter": (0, 1),
@@ -125,8 +128,15 @@ def _absolute_paths(config: dict[str, Any]) -> None:
 def config_hash(config: dict[str, Any]) -> str:
     """Identity of a configuration: a run in a folder belongs to exactly one hash."""
     defaults = default_config()
-    config = {key: value for key, value in config.items()
-              if key not in HASH_WHEN_CHANGED or value != defaults.get(key)}
+    config = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}
+    for name in HASH_WHEN_CHANGED:
+        section, _, key = name.partition(".")
+        if not key:
+            if section in config and config[section] == defaults.get(section):
+                del config[section]
+        elif isinstance(config.get(section), dict) and key in config[section] and \
+                config[section][key] == defaults.get(section, {}).get(key):
+            del config[section][key]
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -21,7 +21,7 @@ Passes are pure Python (NumPy, OpenCV and OpenEXR lazily); only the adapter touc
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -126,6 +126,13 @@ class SampleContext:
     num_people: int
     backdrop: np.ndarray | None = None  # RGB float (H, W, 3): what the beauty pass composites over
     labels_changed: bool = False        # set once image effects (occluders, lens) changed the labels
+    # The posed scene, for passes computed from geometry rather than rendered (renders = False):
+    people: list[Any] | None = None           # scene/person.PosedPerson per person, world frame
+    camera: Any = None                        # scene/camera.PinholeCamera
+    bodies: dict[str, Any] | None = None      # loaded body model per body kind
+    dist_coeffs: np.ndarray | None = None     # the lens applied to the labels (None: pinhole)
+    occlusion_out: np.ndarray | None = None   # (H, W) bool, occluders in the final image
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config (a pass's own section)
 
     @property
     def stem(self) -> str:
@@ -141,6 +148,7 @@ class Pass:
     raw: ClassVar[tuple[str, str]]            # (folder, suffix) of the render's temporary
     requires: ClassVar[tuple[str, ...]] = ()  # passes whose layers `decode` reads
     stage: ClassVar[str] = "label_pass"       # the timing stage its render counts under
+    renders: ClassVar[bool] = True            # False: no Blender render, no raw, no decode; only write
 
     def wanted(self, sample: SampleContext) -> bool:
         """Whether this sample needs the pass at all (default: every sample)."""
