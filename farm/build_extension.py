@@ -1,4 +1,9 @@
-"""Build the Blender extension zip: `python farm/build_extension.py [--out dist] [--no-wheels]`.
+"""Build the Blender extension zips: `python farm/build_extension.py [--out dist] [--no-wheels]`.
+
+One zip per platform (`densesynth-0.1.0-linux_x64.zip`, ...), like `blender_ext.py build
+--split-platforms`: each lists only its own platform and bundles only that platform's wheels, so a
+user downloads a third of the size and Blender never sees wheels it cannot load. `--no-wheels`
+builds one platform-neutral `densesynth-0.1.0.zip` (tests).
 
 The zip is self-contained: the package, a manifest listing the bundled wheels of every
 dependency Blender's own Python lacks (Blender 5.0 ships NumPy), and the exported default
@@ -46,7 +51,15 @@ def manifest_text(wheels: list[Path], platforms: list[str] | None) -> str:
     return text
 
 
-def build(out_dir: Path, with_wheels: bool, platforms: list[str], body: Path | None) -> Path:
+def build_per_platform(out_dir: Path, with_wheels: bool, platforms: list[str], body: Path | None) -> list[Path]:
+    """One zip per platform with its own wheels; a single neutral zip when wheels are skipped."""
+    if not with_wheels:
+        return [build(out_dir, False, platforms, body)]
+    return [build(out_dir, True, [platform], body, suffix="-" + platform.replace("-", "_"))
+            for platform in platforms]
+
+
+def build(out_dir: Path, with_wheels: bool, platforms: list[str], body: Path | None, suffix: str = "") -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "densesynth"
         shutil.copytree(PACKAGE, stage, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "data"))
@@ -58,7 +71,7 @@ def build(out_dir: Path, with_wheels: bool, platforms: list[str], body: Path | N
         version = next(line.split('"')[1] for line in (stage / "blender_manifest.toml").read_text().splitlines()
                        if line.startswith("version"))
         out_dir.mkdir(parents=True, exist_ok=True)
-        target = out_dir / f"densesynth-{version}.zip"
+        target = out_dir / f"densesynth-{version}{suffix}.zip"
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(stage.rglob("*")):
                 if path.is_file():
@@ -80,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         from densesynth.bodies.cache import ensure_anny_archive
 
         body = ensure_anny_archive()
-    target = build(args.out, not args.no_wheels, args.platform or sorted(PLATFORMS), body)
-    print(f"built {target} ({target.stat().st_size / 1e6:.1f} MB)")
+    for target in build_per_platform(args.out, not args.no_wheels, args.platform or sorted(PLATFORMS), body):
+        print(f"built {target} ({target.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

