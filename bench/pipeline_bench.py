@@ -1,7 +1,8 @@
 """Where a sample's time goes: beauty pass versus everything else.
 
-`python bench/pipeline_bench.py [--samples 6] [--resolution 512]` renders a few samples on
-the embedded defaults (the default beauty sample count) and prints the median seconds per
+`python bench/pipeline_bench.py [--samples 6] [--resolution 512] [--views N]` renders a few
+samples on the embedded defaults (with `--views N`: `camera.views_per_scene: N`, views of
+one posed scene) (the default beauty sample count) and prints the median seconds per
 stage and the ratio of everything-but-beauty to the beauty pass. The first sample is
 reported apart: it includes one-off costs (shader compilation, denoiser start-up).
 """
@@ -26,12 +27,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--resolution", type=int, default=512)
+    parser.add_argument("--views", type=int, default=1, help="camera.views_per_scene")
     args = parser.parse_args()
 
     from densesynth.config import config_hash, load_config
     from densesynth.pipeline import SampleRenderer
 
-    config = load_config(None, {"render.resolution": [args.resolution, args.resolution]})
+    config = load_config(None, {"render.resolution": [args.resolution, args.resolution],
+                                "camera.views_per_scene": args.views})
     with tempfile.TemporaryDirectory() as out:
         renderer = SampleRenderer(config, config_hash(config), 0, Path(out))
         for index in range(args.samples):
@@ -41,7 +44,8 @@ def main() -> int:
             renderer.render(spec)
     times = renderer.times.seconds
     print(f"resolution {args.resolution}x{args.resolution}, beauty samples {config['render']['beauty_samples']}, "
-          f"denoise {config['render']['denoise']}, {args.samples} samples (first excluded from medians)")
+          f"denoise {config['render']['denoise']}, views per scene {args.views}, {args.samples} samples "
+          "(first excluded from medians)")
     print(f"process set-up (once): {times['process_setup'][0]:.2f} s (body load, charts, Blender scene)")
     medians = {stage: statistics.median(times[stage][1:] or times[stage]) for stage in STAGES}
     for stage in STAGES:

@@ -41,7 +41,7 @@ STRING_LISTS = {"motion.clips", "motion.clip_folders"}
 # config hash, so that those folders keep their identity (and resume) under this version.
 # A dotted name is one setting of a section ("camera.views_per_scene"), a plain one a whole
 # key or section ("passes").
-HASH_WHEN_CHANGED = ("passes", "body3d")
+HASH_WHEN_CHANGED = ("passes", "body3d", "camera.views_per_scene")
 
 # Keys whose value is a range [low, high] rather than a fixed pair.
 NOT_RANGES = {"render.resolution"}
@@ -62,7 +62,7 @@ PATH_LISTS = ("motion.clip_folders",)
 # A low bound in POSITIVE is exclusive (> low). Every number of the config must also be finite.
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "render.beauty_samples": (1, 65536), "render.threads": (0, 4096), "body.num_betas": (1, 300),
-    "body3d.uv_map_size": (1, 4096),
+    "body3d.uv_map_size": (1, 4096), "camera.views_per_scene": (1, 1000),
     "people.spacing_m": (0, 100), "people.min_gap_m": (0, 100),
     "camera.focal_length_mm": (0, 2000), "camera.sensor_width_mm": (0, 200), "camera.elevation_deg": (-89, 89),
     "camera.roll_deg": (-180, 180), "camera.azimuth_deg": (-360, 360), "camera.look_at_jitter": (0, 1),

@@ -85,6 +85,7 @@ class SampleSpec(TypedDict, total=False):
     backdrop: dict[str, Any]           # procedural parameters, `photo` for photographs
     annotation: AnnotationSpec
     harmonise: Optional[dict[str, Any]]
+    scene: dict[str, int]              # only with camera.views_per_scene > 1: {"id", "view", "views", "seed"}
     occluders: list[dict[str, Any]]    # placements (appearance/occluders.py)
     lens: dict[str, Any]               # dist_coeffs [k1, k2, p1, p2, k3]
     camera_effects: dict[str, Any]     # blur, noise, jpeg, seed

@@ -13,6 +13,7 @@ import numpy as np
 from .draws import Draws
 from .model import SPEC_VERSION, SampleSpec, dumps_spec, write_spec  # noqa: F401  (the one reader/writer)
 from .seeds import child_seed, sample_seed, stream
+from .groups import group_position, group_seed
 
 
 def sample_stem(index: int) -> str:
@@ -21,8 +22,15 @@ def sample_stem(index: int) -> str:
 
 def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
               fit_camera: Callable[[dict[str, Any]], dict[str, Any]]) -> SampleSpec:
-    """Draw the spec of sample `index`; `fit_camera` derives the camera pose from the drawn person."""
+    """Draw the spec of sample `index`; `fit_camera` derives the camera pose from the drawn person.
+
+    With `camera.views_per_scene: N` (> 1), samples N*g .. N*g+N-1 are N views of one posed
+    scene g: people, motion, clothing, lights and backdrop come from the scene's seed, the
+    camera (and everything drawn after the render: image effects, points) from the sample's
+    own; each view stays its own sample, renderable alone. N = 1 draws exactly as before."""
     seed = sample_seed(run_seed, index)
+    views = config["camera"]["views_per_scene"]
+    scene_seed = group_seed(run_seed, index, views, "scene")  # == seed when views == 1
     width, height = config["render"]["resolution"]
     spec: dict[str, Any] = {
         "spec_version": SPEC_VERSION,
@@ -40,17 +48,20 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
             "shadow_catcher": config["render"]["shadow_catcher"],
             "cycles_seed": child_seed(seed, "render"),
         },
-        "persons": _draw_people(config, seed),
+        "persons": _draw_people(config, scene_seed),
         "camera": _draw_camera(config["camera"], seed),
-        "lights": _draw_lights(config["lights"], seed),
-        "backdrop": _draw_backdrop(config["backdrop"], seed),
+        "lights": _draw_lights(config["lights"], scene_seed),
+        "backdrop": _draw_backdrop(config["backdrop"], scene_seed),
         "annotation": {
             "points_per_person": config["annotation"]["points_per_person"],
             "point_seed": child_seed(seed, "points"),
         },
     }
-    spec["appearance"] = [_draw_appearance(config["appearance"], seed, number, _gender(person))
+    spec["appearance"] = [_draw_appearance(config["appearance"], scene_seed, number, _gender(person))
                           for number, person in enumerate(spec["persons"])]
+    if views > 1:  # recorded only when on: default specs keep their bytes
+        where = group_position(index, views)
+        spec["scene"] = {"id": where.group, "view": where.position, "views": views, "seed": scene_seed}
     spec["camera"]["fitted"] = fit_camera(spec)
     return spec
 
