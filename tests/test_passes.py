@@ -64,7 +64,7 @@ def test_config_lists_the_passes_and_the_loader_checks_them(tmp_path):
     path.write_text("passes: [beauty, iuv]\n")  # one person per image (the default): no person index needed
     single = load_config(path)
     assert single["passes"] == ["beauty", "iuv"] and config_hash(single) != old
-    for text, needle in (("passes: [beauty, iuv, normals]\n", "unknown passes"),
+    for text, needle in (("passes: [beauty, iuv, normal]\n", "unknown passes"),
                          ("passes: [beauty]\n", "must include iuv"),
                          ("passes: [beauty, iuv]\npeople:\n  count: [1, 2]\n", "must include person_index"),
                          ("passes: beauty\n", "must be a list")):

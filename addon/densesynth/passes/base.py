@@ -83,6 +83,9 @@ class Emission:
     node: str                                   # e.g. "ShaderNodeAttribute"
     socket: str                                 # the node output emitted, e.g. "Color"
     node_settings: tuple[tuple[str, Any], ...] = ()  # attributes set on the node
+    # Nodes the output goes through before it is emitted, in order: (node type, its attribute
+    # settings, the output socket passed on); each takes the previous output at input 0.
+    then: tuple[tuple[str, tuple[tuple[str, Any], ...], str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -313,10 +313,17 @@ def _emission_material(emission: "Emission") -> bpy.types.Material:
     source = nodes.new(emission.node)
     for key, value in emission.node_settings:
         setattr(source, key, value)
+    socket = source.outputs[emission.socket]
+    for node_type, settings, output_name in emission.then:
+        step = nodes.new(node_type)
+        for key, value in settings:
+            setattr(step, key, value)
+        links.new(socket, step.inputs[0])
+        socket = step.outputs[output_name]
     node = nodes.new("ShaderNodeEmission")
     node.inputs["Strength"].default_value = 1.0
     output = nodes.new("ShaderNodeOutputMaterial")
-    links.new(source.outputs[emission.socket], node.inputs["Color"])
+    links.new(socket, node.inputs["Color"])
     links.new(node.outputs["Emission"], output.inputs["Surface"])
     return material
 

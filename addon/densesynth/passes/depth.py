@@ -1,0 +1,52 @@
+"""The depth pass: metric depth of the visible body surface in the camera frame, exact.
+
+Each pixel's distance along the camera's viewing axis (OpenCV camera z, metres; 0 where no
+person is seen), emitted by Cycles' Camera Data node ("View Z Depth", evaluated at the ray's
+hit on the triangle) with the exact passes' settings: 1 sample at the pixel centre, no filter,
+no denoiser, a float32 EXR. Written as depth/<stem>.exr, one float32 channel "Z", masked by
+the body pixels of the IUV pass (the same pixels as the labels, after occluders and lens).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import EXACT, BlenderSetup, Emission, Layer, Output, Pass, SampleContext, exact_exr_settings, register, remove
+
+EMISSION = Emission("densesynth_depth_label", "ShaderNodeCameraData", "View Z Depth")
+
+
+@register
+class DepthPass(Pass):
+    name = "depth"
+    layers = (Layer("depth", EXACT),)
+    outputs = (Output("depth", (".exr",)),)
+    raw = ("depth", ".exr")
+    requires = ("iuv",)  # depth is defined on the body pixels: I > 0
+
+    def blender_setup(self, spec: dict[str, Any]) -> BlenderSetup:
+        return BlenderSetup(exact_exr_settings(spec), emit=EMISSION)
+
+    def decode(self, raw: Path, sample: SampleContext, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from ..decode.iuv_exr import read_exr_channel
+
+        try:
+            depth = read_exr_channel(raw, "R")
+        finally:
+            remove(raw)
+        return {"depth": np.where(layers["I"] > 0, depth, 0.0).astype(np.float32)}
+
+    def write(self, raw: Path | None, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
+        import OpenEXR
+
+        from ..io_utils import temporary_sibling
+
+        depth = np.where(layers["I"] > 0, layers["depth"], 0.0).astype(np.float32)
+        path = sample.out / "depth" / f"{sample.stem}.exr"
+        tmp = temporary_sibling(path)
+        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, {"Z": depth}).write(str(tmp))
+        os.replace(tmp, path)
+        return [f"depth/{sample.stem}.exr"]
