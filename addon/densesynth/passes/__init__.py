@@ -7,7 +7,7 @@ from .base import (EXACT, LINEAR, NEAREST, RESAMPLING, VECTOR, BlenderSetup, Emi
                    SampleContext, exact_exr_settings, get_pass, output_folders, pass_names, register, resolve, run_folders,
                    sample_file_candidates, unregister)
 from . import beauty, iuv, person_index  # noqa: E402,F401  (registers the built-in passes, in render order)
-from . import depth, normals  # noqa: E402,F401  (optional: metric depth, camera-frame normals)
+from . import depth, normals, surface  # noqa: E402,F401  (optional: depth, normals, face/barycentrics/vertex ids)
 from . import body3d  # noqa: E402,F401  (per-person 3D truth; no render)
 
 # Passes every run produces: the COCO-DensePose annotations are made from them.

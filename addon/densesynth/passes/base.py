@@ -29,7 +29,7 @@ import numpy as np
 
 from ..io_utils import temporary_sibling
 
-__all__ = ["LINEAR", "NEAREST", "EXACT", "VECTOR", "RESAMPLING", "CORNER_IUV_ATTRIBUTE", "Layer", "Output",
+__all__ = ["LINEAR", "NEAREST", "EXACT", "VECTOR", "RESAMPLING", "CORNER_IUV_ATTRIBUTE", "CORNER_SURFACE_ATTRIBUTE", "Layer", "Output",
            "Emission", "BlenderSetup", "SampleContext", "Pass", "register", "unregister", "get_pass", "pass_names", "resolve",
            "output_folders", "run_folders", "sample_file_candidates", "SAMPLE_FOLDERS"]
 
@@ -45,6 +45,7 @@ RESAMPLING = (LINEAR, NEAREST, EXACT, VECTOR)
 
 # Mesh data the Blender adapter gives every person object, for passes to emit.
 CORNER_IUV_ATTRIBUTE = "densesynth_iuv"  # FLOAT_COLOR corner attribute (I, U, V, 1)
+CORNER_SURFACE_ATTRIBUTE = "densesynth_surface"  # FLOAT_COLOR corner attribute (face index, [0|1], [0|1], 1)
 # and each person object's pass index: person number + 1 (0 = nobody), emitted by ShaderNodeObjectInfo.
 
 # Folders of a sample the pipeline itself writes (not a pass's): spec, record, debug geometry.

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..decode.iuv_exr import strip_volatile_metadata
 from ..io_utils import temporary_sibling
-from ..passes.base import CORNER_IUV_ATTRIBUTE, BlenderSetup, Emission
+from ..passes.base import CORNER_IUV_ATTRIBUTE, CORNER_SURFACE_ATTRIBUTE, BlenderSetup, Emission
 from ..scene.camera import PinholeCamera
 
 SKY_STRENGTH_SCALE = 0.08
@@ -282,6 +282,13 @@ def _create_person_object(scene: bpy.types.Scene, person: PersonMesh, name: str)
     iuv[..., :3] = person.corner_iuv
     attribute = mesh.attributes.new(CORNER_IUV_ATTRIBUTE, "FLOAT_COLOR", "CORNER")
     attribute.data.foreach_set("color", iuv.ravel())
+    # (face index, corner-is-1, corner-is-2, 1) per corner: interpolated on the triangle, the
+    # surface pass reads the face and its barycentric coordinates (passes/surface.py).
+    surface = np.zeros((len(faces), 3, 4), dtype=np.float32)
+    surface[..., 0] = np.arange(len(faces), dtype=np.float32)[:, None]
+    surface[:, 1, 1] = surface[:, 2, 2] = surface[..., 3] = 1.0
+    attribute = mesh.attributes.new(CORNER_SURFACE_ATTRIBUTE, "FLOAT_COLOR", "CORNER")
+    attribute.data.foreach_set("color", surface.ravel())
     uv_layer = mesh.uv_layers.new(name=TEXTURE_UV)
     uv_layer.data.foreach_set("uv", np.ascontiguousarray(person.corner_texture_uv, dtype=np.float32).ravel())
     mesh.shade_smooth()

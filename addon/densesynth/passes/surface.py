@@ -1,0 +1,75 @@
+"""The surface pass: which triangle, where on it, and the nearest mesh vertex, per pixel.
+
+Each person mesh carries a corner attribute (face index, [corner is 1], [corner is 2]);
+Cycles interpolates it at the ray's hit with the hit's own barycentric coordinates, so one
+exact emission pass (1 sample, no filter, no denoiser) gives the face index (float32 holds
+every index below 2**24 exactly; rounding removes the interpolation's last-bit error) and
+the barycentric coordinates (b1, b2; b0 = 1 - b1 - b2). Decoded into the nearest vertex of
+the body's own mesh (the corner with the largest barycentric coordinate: for SMPL bodies an
+SMPL vertex id, 0..6889; for anny, anny's). Written as surface/<stem>.npz:
+
+  vertex  (H, W) int32    nearest vertex id of the body seen there, -1 where nobody is seen
+  face    (H, W) int32    triangle index in the body's mesh, -1 where nobody is seen
+  bary    (H, W, 3) float32  barycentric coordinates of the hit on that triangle
+  person  (H, W) uint8    which person (1-based; 0 = nobody), as persons/ holds
+
+Every layer resamples by NEAREST under image effects: a distorted pixel keeps one surface
+point's face, coordinates and vertex together.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import (CORNER_SURFACE_ATTRIBUTE, NEAREST, BlenderSetup, Emission, Layer, Output, Pass, SampleContext,
+                   exact_exr_settings, register, remove)
+
+EMISSION = Emission("densesynth_surface_label", "ShaderNodeAttribute", "Color",
+                    (("attribute_type", "GEOMETRY"), ("attribute_name", CORNER_SURFACE_ATTRIBUTE)))
+
+
+@register
+class SurfacePass(Pass):
+    name = "surface"
+    layers = (Layer("surface_face", NEAREST), Layer("surface_bary", NEAREST))
+    outputs = (Output("surface", (".npz",)),)
+    raw = ("surface", ".exr")
+    requires = ("iuv",)  # the surface is defined on the body pixels: I > 0
+
+    def blender_setup(self, spec: dict[str, Any]) -> BlenderSetup:
+        return BlenderSetup(exact_exr_settings(spec), emit=EMISSION)
+
+    def decode(self, raw: Path, sample: SampleContext, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from ..decode.iuv_exr import read_exr_channel
+
+        try:
+            face, b1, b2 = (read_exr_channel(raw, letter) for letter in "RGB")
+        finally:
+            remove(raw)
+        body = layers["I"] > 0
+        bary = np.stack([1.0 - b1 - b2, b1, b2], axis=-1).astype(np.float32)
+        return {"surface_face": np.where(body, np.rint(face), -1).astype(np.int32),
+                "surface_bary": np.where(body[..., None], bary, 0.0).astype(np.float32)}
+
+    def write(self, raw: Path | None, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
+        from ..io_utils import temporary_sibling
+
+        face = np.where(layers["I"] > 0, layers["surface_face"], -1).astype(np.int32)
+        bary = np.where((face >= 0)[..., None], layers["surface_bary"], 0.0).astype(np.float32)
+        person = layers.get("person_index")
+        person = (face >= 0).astype(np.uint8) if person is None else np.where(face >= 0, person, 0).astype(np.uint8)
+        vertex = np.full(face.shape, -1, dtype=np.int32)
+        for number, entry in enumerate(sample.spec["persons"], start=1):
+            here = (person == number) & (face >= 0)
+            faces = sample.bodies[entry["body"]["kind"]].faces
+            hit = np.clip(face[here], 0, len(faces) - 1)
+            vertex[here] = faces[hit, np.argmax(bary[here], axis=-1)]
+        path = sample.out / "surface" / f"{sample.stem}.npz"
+        tmp = temporary_sibling(path)
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, vertex=vertex, face=face, bary=bary, person=person)
+        os.replace(tmp, path)
+        return [f"surface/{sample.stem}.npz"]
