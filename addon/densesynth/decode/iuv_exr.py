@@ -125,19 +125,26 @@ def write_iuv_exr(path: str | os.PathLike, maps: IUVMaps) -> None:
     """Write label maps in the label pass's own layout (float32 RGBA = I, U, V, coverage; ZIP),
     atomically. Used when a post-render step (lens distortion, occluders) changed the labels,
     so the EXR in `iuv/` always describes the image in `images/`."""
-    import OpenEXR
-
-    from ..io_utils import temporary_sibling
-
     rgba = np.zeros(maps.I.shape + (4,), dtype=np.float32)
     rgba[..., 0] = maps.I
     rgba[..., 1] = np.where(maps.I > 0, maps.U, 0.0)
     rgba[..., 2] = np.where(maps.I > 0, maps.V, 0.0)
     rgba[..., 3] = (maps.I > 0).astype(np.float32)
+    write_exr_channels(path, {"RGBA": rgba})
+
+
+def write_exr_channels(path: str | os.PathLike, channels: dict[str, np.ndarray]) -> None:
+    """Write float32 channels (name -> (H, W) array, or "RGBA" -> (H, W, 4)) as a ZIP
+    scanline EXR, atomically: the one writer of every EXR the passes produce themselves."""
+    import OpenEXR
+
+    from ..io_utils import temporary_sibling
+
     header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
     path = os.fspath(path)
     tmp = temporary_sibling(path)
-    OpenEXR.File(header, {"RGBA": rgba}).write(str(tmp))
+    OpenEXR.File(header, {name: np.ascontiguousarray(data, dtype=np.float32) for name, data in channels.items()}
+                 ).write(str(tmp))
     os.replace(tmp, path)
 
 

@@ -77,10 +77,8 @@ def inject_fault(index: int, attempt: int) -> None:
 
 
 def run_in_process(job: Job, indices: list[int], retries: int, threads: int | None,
-                   on_progress: Callable[[JobResult], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> JobResult:
-    """Render `indices` here, in this process (no isolation against crashes or hangs).
-    `should_stop` is asked between samples (the add-on's Cancel): the folder stays resumable."""
+                   on_progress: Callable[[JobResult], None] | None = None) -> JobResult:
+    """Render `indices` here, in this process (no isolation against crashes or hangs)."""
     from ..errors import UserError
     from ..pipeline import SampleRenderer
 
@@ -88,8 +86,6 @@ def run_in_process(job: Job, indices: list[int], retries: int, threads: int | No
     config = job.config if threads is None else {**job.config, "render": {**job.config["render"], "threads": threads}}
     renderer = SampleRenderer(config, job.config_id, job.seed, job.out, debug_geometry=job.debug_geometry)
     for index in indices:
-        if should_stop is not None and should_stop():
-            break
         for attempt in range(1, retries + 2):
             try:
                 inject_fault(index, attempt)

@@ -17,13 +17,12 @@ Plus ``num_people``, ``K`` (3, 3), ``dist_coeffs`` (empty without a lens), ``ima
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..io_utils import temporary_sibling
+from ..io_utils import atomic_write_npz
 from .base import Output, Pass, SampleContext, register
 
 
@@ -74,8 +73,5 @@ class Body3dPass(Pass):
             })
         path = sample.out / "body3d" / f"{sample.stem}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_sibling(path)
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        os.replace(tmp, path)
+        atomic_write_npz(path, arrays)
         return [f"body3d/{sample.stem}.npz"]

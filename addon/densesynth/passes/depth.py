@@ -8,7 +8,6 @@ the body pixels of the IUV pass (the same pixels as the labels, after occluders 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +39,8 @@ class DepthPass(Pass):
         return {"depth": np.where(layers["I"] > 0, depth, 0.0).astype(np.float32)}
 
     def write(self, raw: Path | None, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
-        import OpenEXR
+        from ..decode.iuv_exr import write_exr_channels
 
-        from ..io_utils import temporary_sibling
-
-        depth = np.where(layers["I"] > 0, layers["depth"], 0.0).astype(np.float32)
-        path = sample.out / "depth" / f"{sample.stem}.exr"
-        tmp = temporary_sibling(path)
-        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, {"Z": depth}).write(str(tmp))
-        os.replace(tmp, path)
+        depth = np.where(layers["I"] > 0, layers["depth"], 0.0)
+        write_exr_channels(sample.out / "depth" / f"{sample.stem}.exr", {"Z": depth})
         return [f"depth/{sample.stem}.exr"]

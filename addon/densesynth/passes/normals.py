@@ -9,7 +9,6 @@ follow from the mesh alone, so anyone can recompute them from the debug geometry
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +47,9 @@ class NormalsPass(Pass):
         return {"normal": np.where((layers["I"] > 0)[..., None], normal, 0.0).astype(np.float32)}
 
     def write(self, raw: Path | None, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
-        import OpenEXR
+        from ..decode.iuv_exr import write_exr_channels
 
-        from ..io_utils import temporary_sibling
-
-        normal = np.where((layers["I"] > 0)[..., None], layers["normal"], 0.0).astype(np.float32)
-        path = sample.out / "normals" / f"{sample.stem}.exr"
-        tmp = temporary_sibling(path)
-        channels = {axis: np.ascontiguousarray(normal[..., k]) for k, axis in enumerate("XYZ")}
-        OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels).write(str(tmp))
-        os.replace(tmp, path)
+        normal = np.where((layers["I"] > 0)[..., None], layers["normal"], 0.0)
+        write_exr_channels(sample.out / "normals" / f"{sample.stem}.exr",
+                           {axis: normal[..., k] for k, axis in enumerate("XYZ")})
         return [f"normals/{sample.stem}.exr"]

@@ -18,7 +18,6 @@ point's face, coordinates and vertex together.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,7 @@ class SurfacePass(Pass):
                 "surface_bary": np.where(body[..., None], bary, 0.0).astype(np.float32)}
 
     def write(self, raw: Path | None, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
-        from ..io_utils import temporary_sibling
+        from ..io_utils import atomic_write_npz
 
         face = np.where(layers["I"] > 0, layers["surface_face"], -1).astype(np.int32)
         bary = np.where((face >= 0)[..., None], layers["surface_bary"], 0.0).astype(np.float32)
@@ -67,9 +66,6 @@ class SurfacePass(Pass):
             faces = sample.bodies[entry["body"]["kind"]].faces
             hit = np.clip(face[here], 0, len(faces) - 1)
             vertex[here] = faces[hit, np.argmax(bary[here], axis=-1)]
-        path = sample.out / "surface" / f"{sample.stem}.npz"
-        tmp = temporary_sibling(path)
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, vertex=vertex, face=face, bary=bary, person=person)
-        os.replace(tmp, path)
+        atomic_write_npz(sample.out / "surface" / f"{sample.stem}.npz",
+                         {"vertex": vertex, "face": face, "bary": bary, "person": person})
         return [f"surface/{sample.stem}.npz"]

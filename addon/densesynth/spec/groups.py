@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from .seeds import sample_seed
+from .seeds import sample_seed, seed_of
 
 # Distinct keys so sequence groups and scene groups never share a seed with each other.
 _GROUP_KEYS = {"sequence": 0x5E0, "scene": 0x5CE}
@@ -46,6 +44,4 @@ def group_seed(run_seed: int, index: int, length: int, kind: str) -> int:
         return sample_seed(run_seed, index)
     group = group_position(index, length).group
     key = _GROUP_KEYS[kind]
-    state = np.random.SeedSequence([int(run_seed) & 0xFFFFFFFF, int(run_seed) >> 32, key, group])
-    words = state.generate_state(2, dtype=np.uint32).astype(np.uint64)
-    return int(words @ np.array([1, 2**32], dtype=np.uint64)) >> 1
+    return seed_of([int(run_seed) & 0xFFFFFFFF, int(run_seed) >> 32, key, group])

@@ -13,7 +13,12 @@ import numpy as np
 
 def sample_seed(run_seed: int, index: int) -> int:
     """A 63-bit seed for sample `index` of a run, independent of every other sample's."""
-    state = np.random.SeedSequence([int(run_seed) & 0xFFFFFFFF, int(run_seed) >> 32, int(index)])
+    return seed_of([int(run_seed) & 0xFFFFFFFF, int(run_seed) >> 32, int(index)])
+
+
+def seed_of(entropy: list[int]) -> int:
+    """A 63-bit seed from a list of 32-bit words (np.random.SeedSequence's entropy)."""
+    state = np.random.SeedSequence(entropy)
     return int(state.generate_state(2, dtype=np.uint32).astype(np.uint64) @ np.array([1, 2**32], dtype=np.uint64)) >> 1
 
 
