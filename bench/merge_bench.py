@@ -34,6 +34,7 @@ def _annotation(index: int) -> dict:
 def write_samples(out: Path, count: int) -> None:
     from densesynth.io_utils import atomic_write_text
     from densesynth.job.shards import Identity, sample_stem
+    from densesynth.spec.model import SPEC_VERSION
 
     identity = Identity("benchmark", 0)
     for folder in ("records", "specs", "done", "images"):
@@ -43,7 +44,7 @@ def write_samples(out: Path, count: int) -> None:
         stem = sample_stem(index)
         record = {"image": {"file_name": f"{stem}.png", "height": 512, "width": 512, "index": index},
                   "annotations": [_annotation(index)]}
-        spec = {"spec_version": 1, "persons": [{"motion": {"clip": "walk", "phase": (index % 97) / 97, "mirror": index % 2 == 0},
+        spec = {"spec_version": SPEC_VERSION, "persons": [{"motion": {"clip": "walk", "phase": (index % 97) / 97, "mirror": index % 2 == 0},
                              "body": {"kind": "anny", "phenotype": {"gender": (index % 7) / 7, "height": 0.5,
                                                                      "weight": 0.5}}}]}
         files = {}

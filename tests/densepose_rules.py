@@ -128,6 +128,17 @@ def _painted_masks(masks: list) -> np.ndarray:
     return segm
 
 
+def _check_point_ranges(ann: dict) -> None:
+    """The format rules a point obeys whoever annotated it: lengths, box frame, parts, U and V."""
+    n = len(ann["dp_x"])
+    assert n > 0 and all(len(ann[key]) == n for key in DP_KEYS), ann["id"]
+    dp_x, dp_y, dp_i, dp_u, dp_v = (np.asarray(ann[k], np.float64) for k in ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V"))
+    assert ((dp_x >= 0) & (dp_x <= DP_SIZE) & (dp_y >= 0) & (dp_y <= DP_SIZE)).all()
+    assert (dp_i == np.round(dp_i)).all() and ((dp_i >= 1) & (dp_i <= 24)).all(), dp_i
+    assert ((dp_u >= 0) & (dp_u <= 1) & (dp_v >= 0) & (dp_v <= 1)).all()
+    _painted_masks(ann["dp_masks"])
+
+
 def _check_points(ann: dict, iuv: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     n = len(ann["dp_x"])
     assert n > 0, f"annotation {ann['id']} has zero points"
@@ -186,15 +197,20 @@ def check_coco_densepose(annotations_json_path, images_dir, iuv_dir,
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
         with_points = 0
         for ann in anns:
-            assert ann["iscrowd"] == 0 and ann["category_id"] == 1, ann["id"]
+            photo = ann.get("source") == "photo"  # a backdrop photograph's own person, kept
+            assert ann["category_id"] == 1 and (ann["iscrowd"] == 0 or photo), ann["id"]
             assert ann.get("ignore", 0) == 0, f"annotation {ann['id']} has ignore set"
             _check_segmentation(ann, img)
             _check_keypoints(ann)
             present = [k for k in DP_KEYS if k in ann]
             if not present:
                 continue
+            assert not ann["iscrowd"], f"crowd annotation {ann['id']} carries DensePose points"
             assert len(present) == len(DP_KEYS), f"ann {ann['id']} has only {present}"
             assert "dp_masks" in ann, f"ann {ann['id']} has points but no dp_masks"
+            if photo:  # annotated by people on the photograph: not comparable with the render
+                _check_point_ranges(ann)
+                continue
             _check_points(ann, iuv)
             assert all(math.isfinite(x) for k in DP_KEYS for x in ann[k])
             with_points += 1

@@ -31,7 +31,9 @@ def scene_and_body(default_body):
     return scene, slot, vertices
 
 
-SPEC = {"stem": "x", "render": {"beauty_samples": 2, "denoise": False, "cycles_seed": 0, "shadow_catcher": False}}
+SPEC = {"stem": "x", "render": {"beauty_samples": 2, "denoise": False, "cycles_seed": 0, "shadow_catcher": False,
+                                "adaptive_threshold": 0.01, "max_bounces": 4, "light_tree": True,
+                                "denoise_quality": "high", "denoise_prefilter": "accurate"}}
 
 
 def render(scene, name: str, path) -> None:
@@ -84,3 +86,23 @@ def test_a_pass_leaves_no_setting_behind(scene_and_body, tmp_path):
         render(scene, name, tmp_path / f"{name}{get_pass(name).raw[1]}")
         assert {dotted: getattr(*_resolve(scene.scene, dotted)) for dotted, _ in setup.settings} == before, name
         assert scene.scene.view_layers[0].material_override == override and scene.ground.hide_render == ground
+
+
+def test_texture_changes_reach_a_persistent_data_render(scene_and_body, tmp_path):
+    """With persistent data Cycles keeps the scene between renders; a new texture must still show
+    (the earlier bug: every person wore the first sample's clothes)."""
+    scene, slot, _ = scene_and_body
+    scene.scene.render.use_persistent_data = True
+    try:
+        colours = []
+        for rgb in ([1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]):
+            texture = np.ones((32, 32, 4), np.float32)
+            texture[..., :3] = rgb
+            slot.set_texture(texture, 0.5)
+            render(scene, "iuv", tmp_path / "iuv.exr")  # a label pass between, as in a sample
+            colours.append(body_colour(scene, tmp_path / "beauty.png"))
+    finally:
+        scene.scene.render.use_persistent_data = False
+    assert colours[0][0] > colours[0][2] + 50
+    assert colours[1][2] > colours[1][0] + 50
+    assert colours[2][1] > colours[2][0] + 50

@@ -12,6 +12,7 @@ from conftest import REPO
 
 from densesynth.job.merge import MergeError, group_key, merge, split_of
 from densesynth.job.shards import Identity, check_sample, parse_shard_selection, shard_ranges, write_failure, write_manifest
+from densesynth.spec.model import SPEC_VERSION
 from farm.status import collect_status, format_status
 
 IDENTITY = Identity("abcdef0123456789", 11)
@@ -28,7 +29,7 @@ def test_shards_cover_every_sample_once():
 
 
 def fake_spec(index: int, clip: str = "walk", phase: float = 0.3) -> dict:
-    return {"spec_version": 1, "stem": f"{index:08d}", "index": index, "persons": [{
+    return {"spec_version": SPEC_VERSION, "stem": f"{index:08d}", "index": index, "persons": [{
         "body": {"phenotype": {"gender": 0.2, "height": 0.5, "weight": 0.5}},
         "motion": {"clip": clip, "phase": phase, "mirror": False}}]}
 

@@ -19,7 +19,8 @@ from densesynth.passes import (RESAMPLING, get_pass, output_folders, pass_names,
                                sample_file_candidates)
 
 SPEC = {"stem": "00000000", "render": {"beauty_samples": 4, "denoise": True, "cycles_seed": 7, "shadow_catcher": True,
-                                       "image_format": "png"}}
+                                       "image_format": "png", "adaptive_threshold": 0.01, "max_bounces": 4,
+                                       "light_tree": True, "denoise_quality": "high", "denoise_prefilter": "accurate"}}
 
 
 def test_built_in_passes_are_registered_in_render_order():
@@ -54,11 +55,17 @@ def test_config_lists_the_passes_and_the_loader_checks_them(tmp_path):
     path.write_text("passes: [person_index, iuv, beauty]\n")
     assert load_config(path)["passes"] == config["passes"]
     # the default passes leave the hash as it was before `passes` existed (run folders resume)
-    without = {k: v for k, v in config.items() if k not in ("passes", "body3d")}  # keys added since
-    without["camera"] = {k: v for k, v in without["camera"].items() if k != "views_per_scene"}
+    without = {k: v for k, v in config.items() if k not in ("passes", "body3d", "garments")}  # keys added since
+    without["camera"] = {k: v for k, v in without["camera"].items() if k not in ("views_per_scene", "photo_placement")}
+    without["lights"] = {k: v for k, v in without["lights"].items() if not k.startswith("photo_environment")}
+    without["render"] = {k: v for k, v in without["render"].items() if k not in (
+        "persistent_data", "adaptive_threshold", "max_bounces", "light_tree", "denoise_quality", "denoise_prefilter")}
     import hashlib
     import json
 
+    from densesynth.spec.model import SPEC_VERSION
+
+    without["spec_version"] = SPEC_VERSION  # a new spec layout, and only that, makes a new identity
     old = hashlib.sha256(json.dumps(without, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
     assert config_hash(config) == old
     path.write_text("passes: [beauty, iuv]\n")  # one person per image (the default): no person index needed

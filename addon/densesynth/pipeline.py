@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .annotate.coco_densepose import DatasetWriter, person_annotation
+from .annotate.real_people import as_record_annotation, keep_real_people, through_lens
 from .core.parts import KEYPOINT_PARTS, SURFACE_KEYPOINTS
 from .annotate.visibility import in_image, keypoint_visibility
 from .appearance.backdrops import horizon_row, procedural_backdrop
 from .appearance.camera_effects import apply_camera_effects
 from .appearance.clothing import clothing_texture, uv_part_map
+from .appearance.garment_geometry import dress, paint_faces
 from .appearance.harmonise import get_harmoniser, harmonise
 from .appearance.lens import distort_layers, distort_mask, distort_points, distortion_maps, is_identity
 from .appearance.occluders import composite_occluders, occlude_layers, occluder_library
-from .appearance.photo_backdrops import photo_backdrop
+from .appearance.photo_backdrops import photo_people, placed_photo
+from .appearance.photo_light import environment_map
 from .appearance.texture_folders import folder_texture
 from .bodies.kinds import load_bodies
 from .core.label_maps import IUVMaps
@@ -47,6 +50,8 @@ class ImageEffects:
     occlusion: np.ndarray | None = None  # pinhole image space, True = covered by an occluder
     occlusion_out: np.ndarray | None = None  # the same in the final (distorted) image
     dist_coeffs: np.ndarray | None = None
+    warp: tuple[np.ndarray, np.ndarray] | None = None  # the lens's (map_x, map_y) when it distorted
+    covered: np.ndarray | None = None  # pinhole image space: synthetic people and occluders
 
     @property
     def changed_labels(self) -> bool:
@@ -124,13 +129,15 @@ class SpecScene:
 
         self.config = config
         self._last_poses: tuple[str, list[PosedPerson]] | None = None
+        self.last_photo: tuple | None = None  # (PhotoCrop, (w, h)) of the last build's photograph
         self.bodies = load_bodies(config["body"])
         texture_size = config["appearance"]["texture_size"]
         self.part_maps = {kind: uv_part_map(body.corner_texture_uv, body.face_part, texture_size)
                           for kind, body in self.bodies.items()}
         self.meshes = {kind: PersonMesh(body.faces, body.corner_iuv, body.corner_texture_uv, body.num_vertices)
                        for kind, body in self.bodies.items()}
-        self.blender = BlenderScene(texture_size, config["render"]["device"], config["render"]["threads"], scene=scene)
+        self.blender = BlenderScene(texture_size, config["render"]["device"], config["render"]["threads"], scene=scene,
+                                    persistent_data=config["render"]["persistent_data"])
 
     def draw_spec(self, config_id: str, run_seed: int, index: int) -> dict[str, Any]:
         """Sample `index`'s spec: the draws, the camera fitted to the first person, then the
@@ -164,14 +171,24 @@ class SpecScene:
         kinds = [person["body"]["kind"] for person in spec["persons"]]
         people = self.pose_all(spec["persons"])
         camera = camera_from_spec(spec)
+        dressed = []
         for slot, kind, posed, appearance in zip(self.blender.person_slots(kinds, self.meshes), kinds, people,
                                                  spec["appearance"]):
-            slot.set_texture(self._texture(appearance, kind), appearance["roughness"])
-            slot.set_vertices(posed.vertices)
+            body = self.bodies[kind]
+            outer, hair = dress(posed.vertices, body.faces, body.face_part, posed.keypoints, appearance)
+            texture = self._texture(appearance, kind)
+            if hair.any():
+                texture = paint_faces(texture, body.corner_texture_uv, hair, appearance["garments"]["hair_colour"])
+            slot.set_texture(texture, appearance["roughness"])
+            slot.set_vertices(outer)
+            dressed.append(replace(posed, surface=None if outer is posed.vertices else outer))
+        people = dressed
         self.blender.set_camera(camera)
         backdrop = self._backdrop(spec, camera)
         brightness = backdrop_brightness(backdrop) if spec["lights"]["steer_by_backdrop"] else 1.0
-        self.blender.set_lights(spec["lights"], people[0].vertices.mean(axis=0), brightness)
+        environment = (environment_map(backdrop, camera.K, camera.world_to_camera)
+                       if spec["lights"].get("environment") else None)
+        self.blender.set_lights(spec["lights"], people[0].vertices.mean(axis=0), brightness, environment)
         return people, camera, backdrop
 
     def _texture(self, appearance: dict[str, Any], kind: str) -> np.ndarray:
@@ -180,10 +197,14 @@ class SpecScene:
         return clothing_texture(appearance, self.part_maps[kind])
 
     def _backdrop(self, spec: dict[str, Any], camera: PinholeCamera) -> np.ndarray:
-        """RGB float backdrop: a drawn photograph, or the procedural scene with the camera's horizon."""
+        """RGB float backdrop: a drawn photograph, or the procedural scene with the camera's horizon.
+        A photograph's crop and size stay in `last_photo` (its own people are moved by them)."""
         params = spec["backdrop"]
+        self.last_photo = None
         if params["kind"] != "procedural":
-            return photo_backdrop(params["photo"], self.config["backdrop"], camera.width, camera.height)
+            backdrop, crop, size = placed_photo(params["photo"], self.config["backdrop"], camera.width, camera.height)
+            self.last_photo = (crop, size)
+            return backdrop
         horizon = horizon_row(camera.focal_px, camera.height, spec["camera"]["fitted"]["elevation_deg"])
         return procedural_backdrop(params, camera.width, camera.height, horizon)
 
@@ -251,6 +272,7 @@ class SampleRenderer:
                 scene_mesh = self._scene_mesh(kinds, people)
                 record = self._annotate(spec, camera, people, scene_mesh, IUVMaps.from_layers(layers),
                                         image_name(spec), effects)
+                self._add_real_people(record, spec, camera, effects)
         finally:  # a failed sample leaves none of its temporaries behind
             for raw in raws.values():
                 raw.unlink(missing_ok=True)
@@ -272,16 +294,19 @@ class SampleRenderer:
         in the camera after the lens."""
         effects = ImageEffects()
         image = layers["image"]
+        covered = layers["I"] > 0
         if spec.get("harmonise"):
             image = harmonise(image, layers["image_alpha"], spec["harmonise"]["strength"], spec["harmonise"]["method"])
         if spec.get("occluders"):
             image, effects.occlusion = composite_occluders(image, spec["occluders"], self.occluders)
             layers = occlude_layers(layers, [n for n in layers if self.layer_rules[n].occludable], effects.occlusion)
+            covered = covered | effects.occlusion
+        effects.covered = covered
         layers = {**layers, "image": image}
         coeffs = spec.get("lens", {}).get("dist_coeffs")
         if coeffs is not None and not is_identity(coeffs):
             effects.dist_coeffs = np.asarray(coeffs, dtype=np.float64)
-            warp = distortion_maps(camera.K, effects.dist_coeffs, camera.width, camera.height)
+            warp = effects.warp = distortion_maps(camera.K, effects.dist_coeffs, camera.width, camera.height)
             layers = distort_layers(layers, {n: self.layer_rules[n].resample for n in layers}, warp)
             if effects.occlusion is not None:
                 effects.occlusion_out = distort_mask(effects.occlusion, warp).astype(bool)
@@ -291,13 +316,33 @@ class SampleRenderer:
             layers["image"] = apply_camera_effects(layers["image"], spec["camera_effects"])
         return layers, effects
 
+    def _add_real_people(self, record: dict[str, Any], spec: dict[str, Any], camera: PinholeCamera,
+                         effects: "ImageEffects") -> None:
+        """A COCO photograph's own people join the sample's annotations, moved by the backdrop's
+        crop and cut where synthetic people and occluders now cover them (annotate/real_people.py):
+        no real person stays in a training image unannotated."""
+        photo = self.spec_scene.last_photo
+        people = photo_people(self.config["backdrop"], spec["backdrop"]["photo"]["file"]) if photo else None
+        if people is None or not people.annotations:
+            return
+        crop, size = photo
+        moved, counts = keep_real_people(people.annotations, crop, effects.covered, size)
+        if effects.warp is not None:
+            coeffs = effects.dist_coeffs
+            lensed = [through_lens(a, effects.warp, lambda xy, v: _distort_keypoints(xy, v, camera, coeffs))
+                      for a in moved]
+            counts["dropped_by_lens"] = sum(a is None for a in lensed)
+            moved = [a for a in lensed if a is not None]
+        record["annotations"] += [as_record_annotation(a) for a in moved]
+        record["photo_people"] = counts
+
     def _scene_mesh(self, kinds: list[str], people: list[PosedPerson]):
         """All people as one mesh: vertices, faces, face parts, corner IUV, person of each face."""
         vertices, faces, parts, iuv, owner = [], [], [], [], []
         offset = 0
         for number, (kind, posed) in enumerate(zip(kinds, people)):
             body = self.bodies[kind]
-            vertices.append(posed.vertices)
+            vertices.append(posed.outer)
             faces.append(body.faces + offset)
             parts.append(body.face_part)
             iuv.append(body.corner_iuv)
@@ -339,6 +384,8 @@ class SampleRenderer:
             extra["dist_coeffs"] = effects.dist_coeffs
         if effects.occlusion_out is not None:
             extra["occlusion_mask"] = effects.occlusion_out
+        if any(p.surface is not None for p in people):  # dressed: `vertices` are the outer surface
+            extra["body_vertices"] = np.concatenate([p.vertices for p in people]).astype(np.float64)
         atomic_write_npz(self.out_dir / "geometry" / f"{stem}.npz", {
             "vertices": vertices.astype(np.float64),
             "faces": faces.astype(np.int64),

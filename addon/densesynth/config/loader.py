@@ -23,6 +23,9 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 CHOICES: dict[str, tuple[str, ...]] = {
     "render.device": ("CPU", "GPU"),
     "render.image_format": ("png", "jpg"),
+    "render.denoise_quality": ("high", "balanced", "fast"),
+    "camera.photo_placement": ("ground", "frame"),
+    "render.denoise_prefilter": ("accurate", "fast", "none"),
     # body.kind: the registered body kinds (bodies/kinds.py)
     "body.gender": ("random", "female", "male", "neutral"),
     "backdrop.kind": ("procedural", "embedded", "folder", "coco"),
@@ -41,7 +44,10 @@ STRING_LISTS = {"motion.clips", "motion.clip_folders"}
 # config hash, so that those folders keep their identity (and resume) under this version.
 # A dotted name is one setting of a section ("camera.views_per_scene"), a plain one a whole
 # key or section ("passes").
-HASH_WHEN_CHANGED = ("passes", "body3d", "camera.views_per_scene")
+HASH_WHEN_CHANGED = ("passes", "body3d", "camera.views_per_scene", "render.persistent_data",
+                     "render.adaptive_threshold", "render.max_bounces", "render.light_tree", "render.denoise_quality",
+                     "render.denoise_prefilter", "camera.photo_placement",
+                     "garments", "lights.photo_environment_probability", "lights.photo_environment_strength")
 
 # Keys whose value is a range [low, high] rather than a fixed pair.
 NOT_RANGES = {"render.resolution"}
@@ -49,7 +55,8 @@ PROBABILITIES = {"motion.mirror_probability", "appearance.long_sleeve_probabilit
                  "appearance.long_trousers_probability", "camera.rig_probability", "camera.min_visible_fraction",
                  "lights.sky_probability", "harmonise.probability", "occluders.probability", "lens.probability",
                  "camera_effects.blur_probability", "camera_effects.motion_blur_fraction",
-                 "camera_effects.noise_probability", "camera_effects.jpeg_probability"}
+                 "camera_effects.noise_probability", "camera_effects.jpeg_probability", "garments.probability",
+                 "garments.hair_probability", "lights.photo_environment_probability"}
 
 
 # Keys naming a folder or file: a relative one means the user's working folder (made
@@ -61,7 +68,8 @@ PATH_LISTS = ("motion.clip_folders",)
 # Numeric bounds [low, high] per key (every element of a range); `None` = unbounded there.
 # A low bound in POSITIVE is exclusive (> low). Every number of the config must also be finite.
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
-    "render.beauty_samples": (1, 65536), "render.threads": (0, 4096), "body.num_betas": (1, 300),
+    "render.beauty_samples": (1, 65536), "render.threads": (0, 4096), "render.adaptive_threshold": (0, 1),
+    "render.max_bounces": (0, 1024), "body.num_betas": (1, 300),
     "body3d.uv_map_size": (1, 4096), "camera.views_per_scene": (1, 1000),
     "people.spacing_m": (0, 100), "people.min_gap_m": (0, 100),
     "camera.focal_length_mm": (0, 2000), "camera.sensor_width_mm": (0, 200), "camera.elevation_deg": (-89, 89),
@@ -73,6 +81,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "occluders.count": (0, 64), "occluders.scale": (0, 10), "occluders.pole_scale": (0, 10),
     "occluders.rotation_deg": (0, 360), "occluders.feather_px": (0, 100), "occluders.default_set_size": (0, 1000),
     "lens.strength": (0, 10), "lens.max_shift_fraction": (0, 1),
+    "lights.photo_environment_strength": (0, 100), "garments.top_thickness_m": (0, 0.3), "garments.bottom_thickness_m": (0, 0.3),
+    "garments.fold_amplitude_m": (0, 0.1), "garments.fold_scale_m": (0.01, 5), "garments.hair_thickness_m": (0, 0.3),
     "camera_effects.gaussian_sigma_px": (0, 100), "camera_effects.motion_length_px": (0, 1000),
     "camera_effects.gain": (0, 1), "camera_effects.read_noise": (0, 1), "camera_effects.jpeg_quality": (1, 100),
     "annotation.points_per_person": (1, 100000),
@@ -137,6 +147,10 @@ def config_hash(config: dict[str, Any]) -> str:
         elif isinstance(config.get(section), dict) and key in config[section] and \
                 config[section][key] == defaults.get(section, {}).get(key):
             del config[section][key]
+    from ..spec.model import SPEC_VERSION
+
+    if SPEC_VERSION > 1:  # a run folder holds specs of one layout: a new layout is a new identity
+        config["spec_version"] = SPEC_VERSION
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

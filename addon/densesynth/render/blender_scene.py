@@ -41,6 +41,36 @@ class PersonMesh:
     num_vertices: int
 
 
+class FreshImages:
+    """An image input whose pixels change every sample, given as a new datablock each time.
+
+    With persistent data, Cycles keeps an image it has loaded for as long as the same
+    datablock is in use, whatever its pixels become (`update()`, `update_tag()` and tagging
+    the material do not reach it): rewriting pixels in place rendered every sample in the first
+    sample's clothes. Cycles also knows a loaded image by its datablock's address, so an image
+    removed while Cycles still holds it, whose memory a new image then reuses, shows the
+    removed one's pixels (seen: a person in another person's clothes). A replaced image is
+    therefore kept until the next replacement, when at least one render has synced without
+    it, and only then removed: two images per input at most, memory stays flat.
+    """
+
+    def __init__(self, name: str, float_buffer: bool = False, colorspace: str | None = None):
+        self.name, self.float_buffer, self.colorspace = name, float_buffer, colorspace
+        self.current: bpy.types.Image | None = None
+        self.retired: bpy.types.Image | None = None
+
+    def replace(self, rgba: np.ndarray) -> bpy.types.Image:
+        """A new image holding `rgba` ((H, W, 4) float, Blender pixel order: row 0 at the bottom)."""
+        image = bpy.data.images.new(self.name, rgba.shape[1], rgba.shape[0], alpha=True, float_buffer=self.float_buffer)
+        if self.colorspace:
+            image.colorspace_settings.name = self.colorspace
+        image.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())
+        if self.retired is not None:
+            bpy.data.images.remove(self.retired)
+        self.retired, self.current = self.current, image
+        return image
+
+
 class PersonSlot:
     """One person object in the scene: its mesh, clothing texture and material.
 
@@ -51,7 +81,8 @@ class PersonSlot:
     def __init__(self, scene: bpy.types.Scene, mesh: PersonMesh, kind: str, number: int, texture_size: int):
         self.kind = kind
         self.object = _create_person_object(scene, mesh, f"densesynth_person_{number}")
-        self.texture = bpy.data.images.new(f"densesynth_clothing_{number}", texture_size, texture_size, alpha=True)
+        self._textures = FreshImages(f"densesynth_clothing_{number}")
+        self.texture = self._textures.replace(np.ones((texture_size, texture_size, 4), dtype=np.float32))
         self.material = _create_person_material(self.texture, f"densesynth_clothes_{number}")
         self.object.data.materials.append(self.material)
 
@@ -61,9 +92,11 @@ class PersonSlot:
         mesh.update()
 
     def set_texture(self, rgba: np.ndarray, roughness: float) -> None:
-        self.texture.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())
-        self.texture.update()
-        self.material.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = roughness
+        """Wear `rgba` from the next render on (a fresh image: `FreshImages`)."""
+        self.texture = self._textures.replace(rgba)
+        nodes = self.material.node_tree.nodes
+        next(node for node in nodes if node.type == "TEX_IMAGE").image = self.texture
+        nodes["Principled BSDF"].inputs["Roughness"].default_value = roughness
 
     def show(self, person_number: int | None) -> None:
         """Show as the sample's person `person_number` (0-based), or hide when None."""
@@ -73,7 +106,7 @@ class PersonSlot:
 
 class BlenderScene:
     def __init__(self, texture_size: int, device: str = "CPU", threads: int = 0,
-                 scene: bpy.types.Scene | None = None):
+                 scene: bpy.types.Scene | None = None, persistent_data: bool = False):
         """Build into `scene`, or into a fresh empty file when None (render workers).
 
         The add-on passes a new scene of the artist's file, which is left otherwise untouched.
@@ -83,12 +116,13 @@ class BlenderScene:
             scene = bpy.context.scene
         self.scene = scene
         self.texture_size = texture_size
-        self.device = _configure_cycles(self.scene, device, threads)
+        self.device = _configure_cycles(self.scene, device, threads, persistent_data)
         self.slots: list[PersonSlot] = []
         self.emission_materials: dict = {}
         self.camera = _create_camera(self.scene)
         self.sun, self.area = _create_lights(self.scene)
         self.world_background, self.world_sky = _create_world(self.scene)
+        self._environments = FreshImages("densesynth_photo_environment", float_buffer=True, colorspace="Linear Rec.709")
         self.ground = _create_shadow_catcher(self.scene)
 
     # --- per-sample updates -------------------------------------------------------------
@@ -122,9 +156,12 @@ class BlenderScene:
         render.resolution_percentage = 100
         render.pixel_aspect_x = render.pixel_aspect_y = 1.0
 
-    def set_lights(self, lights: dict, person_centre: np.ndarray, brightness: float = 1.0) -> None:
+    def set_lights(self, lights: dict, person_centre: np.ndarray, brightness: float = 1.0,
+                   environment: np.ndarray | None = None) -> None:
         """Sun, area light and environment from the spec; `brightness` scales them all (a dark
-        backdrop photograph gets a darker person)."""
+        backdrop photograph gets a darker person). `environment`, an equirectangular RGBA map
+        (appearance/photo_light.py), lights the person from the photograph instead of the
+        ambient colour or sky when the spec's lights say so."""
         sun = lights["sun"]
         self.sun.data.energy = sun["strength"] * brightness
         self.sun.data.use_temperature = True
@@ -154,7 +191,17 @@ class BlenderScene:
             sky.sun_rotation = np.deg2rad(sun["azimuth_deg"])
             links.new(sky.outputs["Color"], background.inputs["Color"])
             strength *= SKY_STRENGTH_SCALE
+        if environment is not None and lights.get("environment"):
+            links.new(self._environment_node(environment).outputs["Color"], background.inputs["Color"])
+            strength = lights["environment"]["strength"]  # the map carries the photograph's brightness
         background.inputs["Strength"].default_value = strength
+
+    def _environment_node(self, rgba: np.ndarray) -> bpy.types.Node:
+        """The world's environment texture node wearing `rgba`, in a fresh image datablock (as
+        clothing textures are: `FreshImages`)."""
+        node = self.scene.world.node_tree.nodes["densesynth_photo_environment"]
+        node.image = self._environments.replace(rgba)
+        return node
 
     # --- passes ---------------------------------------------------------------------------
     def render_pass(self, setup: "BlenderSetup", path: Path) -> None:
@@ -231,12 +278,13 @@ def _blender_stdout_silenced():
         os.close(saved)
 
 
-def _configure_cycles(scene: bpy.types.Scene, device: str, threads: int) -> str:
+def _configure_cycles(scene: bpy.types.Scene, device: str, threads: int, persistent_data: bool) -> str:
     scene.render.engine = "CYCLES"
     scene.render.film_transparent = True
-    # Persistent data would keep the BVH between the two passes, but Cycles then keeps the
-    # first texture it saw and ignores later pixel updates (every person wore sample 0's clothes).
-    scene.render.use_persistent_data = False
+    # Persistent data keeps the synced scene (BVH, shaders, images) in Cycles from one render
+    # to the next; each clothing texture is a new image datablock (PersonSlot.set_texture), so
+    # no sample wears an earlier sample's clothes.
+    scene.render.use_persistent_data = persistent_data
     scene.cycles.use_adaptive_sampling = True
     scene.display_settings.display_device = "sRGB"
     if threads > 0:
@@ -361,6 +409,8 @@ def _create_world(scene: bpy.types.Scene) -> tuple[bpy.types.Node, bpy.types.Nod
     sky = world.node_tree.nodes.new("ShaderNodeTexSky")
     sky.sky_type = "MULTIPLE_SCATTERING"
     sky.sun_disc = False
+    environment = world.node_tree.nodes.new("ShaderNodeTexEnvironment")
+    environment.name = "densesynth_photo_environment"
     return world.node_tree.nodes["Background"], sky
 
 

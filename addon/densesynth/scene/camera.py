@@ -121,6 +121,8 @@ def fit_camera(vertices: np.ndarray, draws: dict, width: int, height: int, margi
     """
     if draws.get("rig"):
         return _fit_rig(vertices, draws, width, height, margin)
+    if draws.get("placement", {}).get("rule") == "photo_people":
+        return _fit_on_ground(vertices, draws, width, height)
     centre = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
     direction = view_direction(draws["azimuth_deg"], draws["elevation_deg"])
     extent = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
@@ -158,11 +160,32 @@ def fit_camera(vertices: np.ndarray, draws: dict, width: int, height: int, margi
     return _fitted(target + direction * distance, target)
 
 
+def _fit_on_ground(vertices: np.ndarray, draws: dict, width: int, height: int) -> dict:
+    """The photograph's camera (scene/photo_placement.py): its horizon row (pitch), its height
+    above the ground and no roll, placed so that the person's feet, on the ground (z = 0), are
+    seen at the drawn foot pixel; the drawn azimuth says from which side."""
+    placement = draws["placement"]
+    focal_px = draws["focal_length_mm"] / draws["sensor_width_mm"] * width
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    pitch = np.arctan2(cy - placement["horizon_row"], focal_px)  # > 0 looks down
+    back = view_direction(draws["azimuth_deg"], 0.0)  # from the person towards the camera, level
+    forward = -back * np.cos(pitch) + np.array([0.0, 0.0, -np.sin(pitch)])
+    rotation = look_at(np.zeros(3), forward)[:3, :3]
+    # The foot pixel's ray in the world (Blender camera axes: x right, y up, looking down -z).
+    ray = rotation @ np.array([(placement["foot_col"] - cx) / focal_px, -(placement["foot_row"] - cy) / focal_px, -1.0])
+    low = vertices[:, 2] < vertices[:, 2].min() + 0.03
+    feet = np.array([*vertices[low, :2].mean(axis=0), 0.0])
+    eye = feet - ray * (placement["camera_height_m"] / -ray[2])  # ray[2] < 0: the foot row is below the horizon
+    fitted = _fitted(eye, eye + forward)
+    fitted["roll_deg"] = 0.0  # the photograph's horizon is level in the fit
+    return fitted
+
+
 def camera_from_spec(spec: dict) -> PinholeCamera:
     cam = spec["camera"]
     fitted = cam["fitted"]
     focal = cam["rig"]["focal_length_mm"] if cam.get("rig") else cam["focal_length_mm"]
     return PinholeCamera(
-        look_at(np.array(fitted["eye"]), np.array(fitted["target"]), cam["roll_deg"]),
+        look_at(np.array(fitted["eye"]), np.array(fitted["target"]), fitted.get("roll_deg", cam["roll_deg"])),
         focal, cam["sensor_width_mm"], spec["render"]["width"], spec["render"]["height"],
     )

@@ -22,8 +22,14 @@ FOOT_ROLL_M = 0.02
 
 @dataclass(frozen=True)
 class PosedPerson:
-    vertices: np.ndarray  # (V, 3) world
+    vertices: np.ndarray  # (V, 3) world: the body
     keypoints: np.ndarray  # (17, 3) world, COCO order
+    surface: np.ndarray | None = None  # (V, 3) the outer surface with garments and hair, when dressed
+
+    @property
+    def outer(self) -> np.ndarray:
+        """What the camera sees: the dressed surface (same topology and labels), else the body."""
+        return self.vertices if self.surface is None else self.surface
 
 
 def _airborne_height(pose72: np.ndarray, trans: np.ndarray, rest_joints: np.ndarray) -> float:

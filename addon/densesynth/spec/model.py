@@ -15,7 +15,7 @@ from typing import Any, Optional, TypedDict
 
 from ..errors import UserError
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: the beauty pass's sampling and denoising settings
 
 __all__ = ["SPEC_VERSION", "SpecError", "SampleSpec", "RenderSpec", "PersonSpec", "read_spec", "parse_spec",
            "write_spec", "dumps_spec"]
@@ -30,6 +30,11 @@ class RenderSpec(TypedDict):
     height: int
     beauty_samples: int
     denoise: bool
+    denoise_quality: str     # high | balanced | fast
+    denoise_prefilter: str   # accurate | fast | none
+    adaptive_threshold: float  # 0 = adaptive sampling off
+    max_bounces: int
+    light_tree: bool
     image_format: str        # png | jpg
     shadow_catcher: bool
     cycles_seed: int
@@ -79,9 +84,12 @@ class SampleSpec(TypedDict, total=False):
     config_hash: str
     render: RenderSpec
     persons: list[PersonSpec]
-    appearance: list[dict[str, Any]]   # per person: clothes, skin, texture (appearance/clothing.py)
-    camera: dict[str, Any]             # the draws and `fitted` (scene/camera.py)
-    lights: dict[str, Any]             # sun, area, ambient, steer_by_backdrop
+    appearance: list[dict[str, Any]]   # per person: clothes, skin, texture (appearance/clothing.py);
+                                       # `garments` when dressed (appearance/garment_geometry.py)
+    camera: dict[str, Any]             # the draws and `fitted` (scene/camera.py); on photographs
+                                       # `placement` {"rule": "photo_people" | "ranges", ...}
+    lights: dict[str, Any]             # sun, area, ambient, steer_by_backdrop; `environment`
+                                       # {"kind": "photo", "strength"} when lit by the photograph
     backdrop: dict[str, Any]           # procedural parameters, `photo` for photographs
     annotation: AnnotationSpec
     harmonise: Optional[dict[str, Any]]

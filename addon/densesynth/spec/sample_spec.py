@@ -44,6 +44,11 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
             "height": height,
             "beauty_samples": config["render"]["beauty_samples"],
             "denoise": config["render"]["denoise"],
+            "denoise_quality": config["render"]["denoise_quality"],
+            "denoise_prefilter": config["render"]["denoise_prefilter"],
+            "adaptive_threshold": config["render"]["adaptive_threshold"],
+            "max_bounces": config["render"]["max_bounces"],
+            "light_tree": config["render"]["light_tree"],
             "image_format": config["render"]["image_format"],
             "shadow_catcher": config["render"]["shadow_catcher"],
             "cycles_seed": child_seed(seed, "render"),
@@ -57,13 +62,28 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
             "point_seed": child_seed(seed, "points"),
         },
     }
-    spec["appearance"] = [_draw_appearance(config["appearance"], scene_seed, number, _gender(person))
+    spec["appearance"] = [_draw_appearance(config["appearance"], scene_seed, number, _gender(person),
+                                           config["garments"])
                           for number, person in enumerate(spec["persons"])]
     if views > 1:  # recorded only when on: default specs keep their bytes
         where = group_position(index, views)
         spec["scene"] = {"id": where.group, "view": where.position, "views": views, "seed": scene_seed}
+    if spec["backdrop"]["kind"] != "procedural" and config["lights"]["photo_environment_probability"] > 0:
+        d = Draws(stream(scene_seed, "lights/photo"))  # its own stream: the other lights draw as before
+        if d.chance(config["lights"]["photo_environment_probability"]):
+            spec["lights"]["environment"] = {"kind": "photo",
+                                             "strength": d.uniform(config["lights"]["photo_environment_strength"])}
+    placement = _draw_placement(config, spec, seed)
+    if placement is not None:  # photograph backdrops only: procedural specs keep their layout
+        spec["camera"]["placement"] = placement
     spec["camera"]["fitted"] = fit_camera(spec)
     return spec
+
+
+def _draw_placement(config: dict[str, Any], spec: dict[str, Any], seed: int) -> dict[str, Any] | None:
+    from ..scene.photo_placement import draw_placement
+
+    return draw_placement(Draws(stream(seed, "camera/placement")), config, spec)
 
 
 def draw_image_effects(config: dict[str, Any], spec: dict[str, Any], person_box: list[float] | None,
@@ -166,8 +186,20 @@ def _draw_body(cfg: dict[str, Any], d: Draws, stream_name: str) -> dict[str, Any
     return body_kind(cfg["kind"]).draw(cfg, d, stream_name)
 
 
-def _draw_appearance(cfg: dict[str, Any], seed: int, number: int, gender: str) -> dict[str, Any]:
+def _draw_appearance(cfg: dict[str, Any], seed: int, number: int, gender: str,
+                     garments: dict[str, Any]) -> dict[str, Any]:
     name = _stream_name("appearance", number)
+    appearance = _draw_clothes(cfg, seed, name, gender)
+    if garments["probability"] > 0:  # recorded only when on: default specs keep their layout
+        from ..appearance.garment_geometry import draw_garment_geometry
+
+        d = Draws(stream(seed, f"{name}/garments"))
+        if d.chance(garments["probability"]):
+            appearance["garments"] = draw_garment_geometry(d, garments)
+    return appearance
+
+
+def _draw_clothes(cfg: dict[str, Any], seed: int, name: str, gender: str) -> dict[str, Any]:
     d = Draws(stream(seed, name))
     skin_value = d.uniform([0.25, 0.95])
     textures = {"texture_kind": cfg["texture_kind"]}
