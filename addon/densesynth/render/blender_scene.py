@@ -28,6 +28,7 @@ from ..passes.base import CORNER_IUV_ATTRIBUTE, CORNER_SURFACE_ATTRIBUTE, Blende
 from ..scene.camera import PinholeCamera
 
 SKY_STRENGTH_SCALE = 0.08
+_RENDERS_STARTED = 0  # renders this process has started (ImagePair: which image to write)
 TEXTURE_UV = "texture_uv"
 
 
@@ -41,33 +42,49 @@ class PersonMesh:
     num_vertices: int
 
 
-class FreshImages:
-    """An image input whose pixels change every sample, given as a new datablock each time.
+class ImagePair:
+    """An image input whose pixels change every sample: two image datablocks, written in turn.
 
     With persistent data, Cycles keeps an image it has loaded for as long as the same
     datablock is in use, whatever its pixels become (`update()`, `update_tag()` and tagging
-    the material do not reach it): rewriting pixels in place rendered every sample in the first
-    sample's clothes. Cycles also knows a loaded image by its datablock's address, so an image
-    removed while Cycles still holds it, whose memory a new image then reuses, shows the
-    removed one's pixels (seen: a person in another person's clothes). A replaced image is
-    therefore kept until the next replacement, when at least one render has synced without
-    it, and only then removed: two images per input at most, memory stays flat.
+    the material do not reach it): rewriting one image in place rendered every sample in the
+    first sample's clothes. A new datablock per sample (the earlier fix) was exact but made a
+    worker grow with persistent data on (bench/worker_memory.py: +24% RSS over 300 samples;
+    the heap in use grew ~0.4 MiB a sample with 1 to 3 people and stayed flat with one image
+    pair per input), the memory of every image Cycles had seen was not all given back.
+
+    So each input owns two images, and the one written is the one the last render did not use:
+    an image no shader uses any more is freed by Cycles in that render's update, so the next
+    render that uses it loads its new pixels. Cycles only ever sees these two datablocks, and
+    none is removed (a removed image's address, reused by a new one, showed the removed one's
+    pixels). When no render has started since the last write (a scene built twice), the image
+    written last is written again: no render has seen it since.
     """
 
     def __init__(self, name: str, float_buffer: bool = False, colorspace: str | None = None):
         self.name, self.float_buffer, self.colorspace = name, float_buffer, colorspace
+        self.images: list[bpy.types.Image] = []
         self.current: bpy.types.Image | None = None
-        self.retired: bpy.types.Image | None = None
+        self._written_at = -1  # _RENDERS_STARTED when `current` was written
 
     def replace(self, rgba: np.ndarray) -> bpy.types.Image:
-        """A new image holding `rgba` ((H, W, 4) float, Blender pixel order: row 0 at the bottom)."""
-        image = bpy.data.images.new(self.name, rgba.shape[1], rgba.shape[0], alpha=True, float_buffer=self.float_buffer)
-        if self.colorspace:
-            image.colorspace_settings.name = self.colorspace
+        """The image to use from the next render on, holding `rgba` ((H, W, 4) float, Blender
+        pixel order: row 0 at the bottom)."""
+        height, width = rgba.shape[:2]
+        if self.current is not None and self._written_at == _RENDERS_STARTED:
+            image = self.current
+        elif len(self.images) < 2:
+            image = bpy.data.images.new(self.name, width, height, alpha=True, float_buffer=self.float_buffer)
+            if self.colorspace:
+                image.colorspace_settings.name = self.colorspace
+            self.images.append(image)
+        else:
+            image = self.images[0] if self.current is self.images[1] else self.images[1]
+        if tuple(image.size) != (width, height):
+            image.scale(width, height)
         image.pixels.foreach_set(np.ascontiguousarray(rgba, dtype=np.float32).ravel())
-        if self.retired is not None:
-            bpy.data.images.remove(self.retired)
-        self.retired, self.current = self.current, image
+        image.update()
+        self.current, self._written_at = image, _RENDERS_STARTED
         return image
 
 
@@ -81,7 +98,7 @@ class PersonSlot:
     def __init__(self, scene: bpy.types.Scene, mesh: PersonMesh, kind: str, number: int, texture_size: int):
         self.kind = kind
         self.object = _create_person_object(scene, mesh, f"densesynth_person_{number}")
-        self._textures = FreshImages(f"densesynth_clothing_{number}")
+        self._textures = ImagePair(f"densesynth_clothing_{number}")
         self.texture = self._textures.replace(np.ones((texture_size, texture_size, 4), dtype=np.float32))
         self.material = _create_person_material(self.texture, f"densesynth_clothes_{number}")
         self.object.data.materials.append(self.material)
@@ -92,7 +109,7 @@ class PersonSlot:
         mesh.update()
 
     def set_texture(self, rgba: np.ndarray, roughness: float) -> None:
-        """Wear `rgba` from the next render on (a fresh image: `FreshImages`)."""
+        """Wear `rgba` from the next render on (`ImagePair`: exact with persistent data)."""
         self.texture = self._textures.replace(rgba)
         nodes = self.material.node_tree.nodes
         next(node for node in nodes if node.type == "TEX_IMAGE").image = self.texture
@@ -122,7 +139,7 @@ class BlenderScene:
         self.camera = _create_camera(self.scene)
         self.sun, self.area = _create_lights(self.scene)
         self.world_background, self.world_sky = _create_world(self.scene)
-        self._environments = FreshImages("densesynth_photo_environment", float_buffer=True, colorspace="Linear Rec.709")
+        self._environments = ImagePair("densesynth_photo_environment", float_buffer=True, colorspace="Linear Rec.709")
         self.ground = _create_shadow_catcher(self.scene)
 
     # --- per-sample updates -------------------------------------------------------------
@@ -197,8 +214,8 @@ class BlenderScene:
         background.inputs["Strength"].default_value = strength
 
     def _environment_node(self, rgba: np.ndarray) -> bpy.types.Node:
-        """The world's environment texture node wearing `rgba`, in a fresh image datablock (as
-        clothing textures are: `FreshImages`)."""
+        """The world's environment texture node wearing `rgba` (an `ImagePair`, as clothing
+        textures are)."""
         node = self.scene.world.node_tree.nodes["densesynth_photo_environment"]
         node.image = self._environments.replace(rgba)
         return node
@@ -210,19 +227,35 @@ class BlenderScene:
         applied: an image format before its colour depth), so nothing leaks into the next pass."""
         scene = self.scene
         layer = scene.view_layers[0]
-        wanted = [(layer, "material_override", None if setup.emit is None else self._emission(setup.emit)),
+        override = self._aov_material(setup.aovs) if setup.aovs else (
+            None if setup.emit is None else self._emission(setup.emit))
+        wanted = [(layer, "material_override", override),
                   (self.ground, "hide_render", not setup.show_ground),
                   *((*_resolve(scene, dotted), value) for dotted, value in setup.settings)]
         # Every old value is read before any is set: Blender adjusts some settings to others
         # (a new image format changes the colour depth).
         saved = [(owner, attribute, getattr(owner, attribute)) for owner, attribute, _ in wanted]
+        added = []  # the view layer's AOVs exist only for the render that writes them
         try:
             for owner, attribute, value in wanted:
                 setattr(owner, attribute, value)
+            for name, aov in setup.aovs:
+                added.append(layer.aovs.add())
+                added[-1].name, added[-1].type = name, aov.kind
             _render_to(scene, path)
         finally:
+            for aov in added:
+                layer.aovs.remove(aov)
             for owner, attribute, value in saved:
                 setattr(owner, attribute, value)
+
+    def _aov_material(self, aovs: tuple) -> bpy.types.Material:
+        """The override material of a shared exact render, built once per set of AOVs."""
+        material = self.emission_materials.get(aovs)
+        if material is None:
+            material = _aov_material(aovs)
+            self.emission_materials[aovs] = material
+        return material
 
     def _emission(self, emission: "Emission") -> bpy.types.Material:
         """The override material of an emission, built once per process."""
@@ -245,6 +278,8 @@ def _resolve(scene: bpy.types.Scene, dotted: str):
 
 def _render_to(scene: bpy.types.Scene, path: Path) -> None:
     """Render a still to `path`, atomically: a killed worker leaves no partial file behind."""
+    global _RENDERS_STARTED
+    _RENDERS_STARTED += 1  # before rendering: a failed render may still have synced images
     path = Path(path)
     tmp = temporary_sibling(path)
     scene.render.use_file_extension = False
@@ -282,8 +317,8 @@ def _configure_cycles(scene: bpy.types.Scene, device: str, threads: int, persist
     scene.render.engine = "CYCLES"
     scene.render.film_transparent = True
     # Persistent data keeps the synced scene (BVH, shaders, images) in Cycles from one render
-    # to the next; each clothing texture is a new image datablock (PersonSlot.set_texture), so
-    # no sample wears an earlier sample's clothes.
+    # to the next; clothing and environment images are written into the one of two datablocks
+    # the last render did not use (ImagePair), so no sample wears an earlier sample's clothes.
     scene.render.use_persistent_data = persistent_data
     scene.cycles.use_adaptive_sampling = True
     scene.display_settings.display_device = "sRGB"
@@ -359,12 +394,8 @@ def _create_person_material(texture: bpy.types.Image, name: str) -> bpy.types.Ma
     return material
 
 
-def _emission_material(emission: "Emission") -> bpy.types.Material:
-    """A material that emits one node's output as is: the exact label passes' override."""
-    material = bpy.data.materials.new(emission.material_name)
-    _ensure_node_tree(material)
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    nodes.clear()
+def _node_chain(nodes, links, emission: "Emission"):
+    """The output socket of an emission's node chain, built into `nodes`."""
     source = nodes.new(emission.node)
     for key, value in emission.node_settings:
         setattr(source, key, value)
@@ -375,6 +406,36 @@ def _emission_material(emission: "Emission") -> bpy.types.Material:
             setattr(step, key, value)
         links.new(socket, step.inputs[0])
         socket = step.outputs[output_name]
+    return socket
+
+
+def _aov_material(aovs: tuple) -> bpy.types.Material:
+    """One material writing each (name, Aov)'s node chain to its AOV. The surface emits white:
+    a black emission compiles to no closure, which Cycles treats as transparent, and the ray
+    would go on through the body and add the surfaces behind to every AOV (measured: values
+    doubled and more)."""
+    material = bpy.data.materials.new("densesynth_shared_exact")
+    _ensure_node_tree(material)
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    for name, aov in aovs:
+        writer = nodes.new("ShaderNodeOutputAOV")
+        writer.aov_name = name
+        links.new(_node_chain(nodes, links, aov.source), writer.inputs["Value" if aov.kind == "VALUE" else "Color"])
+    emission = nodes.new("ShaderNodeEmission")
+    emission.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+    output = nodes.new("ShaderNodeOutputMaterial")
+    links.new(emission.outputs["Emission"], output.inputs["Surface"])
+    return material
+
+
+def _emission_material(emission: "Emission") -> bpy.types.Material:
+    """A material that emits one node's output as is: the exact label passes' override."""
+    material = bpy.data.materials.new(emission.material_name)
+    _ensure_node_tree(material)
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    socket = _node_chain(nodes, links, emission)
     node = nodes.new("ShaderNodeEmission")
     node.inputs["Strength"].default_value = 1.0
     output = nodes.new("ShaderNodeOutputMaterial")
