@@ -7,9 +7,10 @@ Renders the same number of samples with the default config, `configs/everything.
 well-understood statistics of the crops with those of real photographs of people that the
 project can reach offline (no download): the two portraits bundled in scikit-image's wheel,
 `astronaut.png` (Eileen Collins, NASA, public domain) and `camera.png` (a photographer with a
-camera, CC0, Lav Varshney; greyscale, so it counts for the greyscale statistics only).
+camera, CC0, Lav Varshney; greyscale, so it counts for the greyscale statistics only), and
+matplotlib's `grace_hopper.jpg` (Grace Hopper, U.S. Navy photograph, public domain).
 A Fréchet distance of backbone features would be the better measure, but no backbone's
-weights ship inside a package here (torchvision downloads them), and two photographs are no
+weights ship inside a package here (torchvision downloads them), and three photographs are no
 distribution: read the figures as a direction (which config is closer on which statistic),
 not as a score. With COCO person crops on disk, pass `--real DIR` (a folder of crops) instead.
 
@@ -64,11 +65,14 @@ def real_crops(folder: str | None) -> list[tuple[np.ndarray, bool]]:
     if folder:
         paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         return [(cv2.imread(str(p), cv2.IMREAD_COLOR), True) for p in paths]
+    import matplotlib
     import skimage
 
     data = Path(skimage.__file__).parent / "data"
+    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     return [(cv2.imread(str(data / "astronaut.png"), cv2.IMREAD_COLOR), True),
-            (cv2.imread(str(data / "camera.png"), cv2.IMREAD_COLOR), False)]
+            (cv2.imread(str(data / "camera.png"), cv2.IMREAD_COLOR), False),
+            (cv2.imread(str(hopper), cv2.IMREAD_COLOR), True)]
 
 
 def rendered_crops(config_path: Path | None, samples: int, resolution: int) -> list[np.ndarray]:
@@ -101,7 +105,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=12)
     parser.add_argument("--resolution", type=int, default=256)
-    parser.add_argument("--real", help="a folder of real person crops (default: scikit-image's two portraits)")
+    parser.add_argument("--real", help="a folder of real person crops (default: three bundled portraits)")
     args = parser.parse_args()
 
     real = real_crops(args.real)

@@ -22,8 +22,8 @@ pitch: u_feet = c / Z, u_feet - u_head = H / Z. The fit starts from the linear r
 raw rows (robust, RANSAC) and then refines the pitch in levelled coordinates, so a tilted
 photograph is not biased by the small-angle approximation.
 
-Pure NumPy, no Blender. Every random choice goes through the project's `Draws`
-(`spec/draws.py`), so a placement is recorded in, and reproduced from, a sample's seed.
+Pure NumPy, no Blender, no random draws: the fit is a function of the photograph's people;
+scene/photo_placement.py draws where a synthetic person stands and records it in the spec.
 """
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..spec.draws import DIGITS, Draws
 
 # COCO keypoint order: 15 = left ankle, 16 = right ankle; visibility 2 = labelled and visible.
 LEFT_ANKLE, RIGHT_ANKLE = 15, 16
@@ -52,12 +51,6 @@ MAX_PITCH_DEG = 45.0  # "small pitch": beyond this the horizon is not what the f
 MAX_RANSAC_PAIRS = 5000
 DEFAULT_HEIGHT_M = 1.70  # the average adult, for cameras not fitted to people
 
-# Without annotated people: an eye-level handheld photograph (see `fallback_placement`).
-DEFAULT_RANGES: dict[str, tuple[float, float]] = {
-    "horizon_fraction": (0.35, 0.55),  # horizon row / image height, from the top
-    "camera_height_m": (1.3, 1.8),  # a standing photographer's eyes, or a tripod
-    "distance_m": (3.0, 12.0),  # close enough to matter in the frame, far enough to fit in it
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,82 +424,3 @@ def plausible_foot_rows(fit: GroundFit, image_height: int, extend: float = 0.1,
     lo = max(lo - margin, far_row, fit.horizon_row + 1.0)
     hi = min(hi + margin, image_height - 1.0)
     return (min(lo, hi), hi)
-
-
-def _record(rule: str, fit: GroundFit, foot_row: float, distance_m: float) -> dict[str, Any]:
-    return {"rule": rule, "horizon_row": round(fit.horizon_row, DIGITS),
-            "camera_height_m": round(fit.camera_height_m, DIGITS), "pitch_deg": round(fit.pitch_deg, DIGITS),
-            "foot_row": round(foot_row, DIGITS), "distance_m": round(distance_m, DIGITS)}
-
-
-def _as_draws(rng_or_draws: Draws | np.random.Generator) -> Draws:
-    return rng_or_draws if isinstance(rng_or_draws, Draws) else Draws(rng_or_draws)
-
-
-def draw_placement(rng_or_draws: Draws | np.random.Generator, fit: GroundFit | None, image_height: int, *,
-                   focal_px: float | None = None, ranges: Mapping[str, Sequence[float]] | None = None,
-                   extend: float = 0.1, max_distance_m: float = 60.0) -> dict[str, Any]:
-    """Where a synthetic person stands: a foot row drawn uniformly among the plausible ones.
-
-    With a fit (rule "photo_people"): one uniform draw in `plausible_foot_rows`, so the person
-    stands where the photo shows people can stand. Without (fit None, rule "ranges"):
-    `fallback_placement` with `ranges` and `focal_px` (required then). The record holds what
-    a spec needs to rebuild the placement (`ground_from_record`).
-    """
-    draws = _as_draws(rng_or_draws)
-    if fit is None:
-        if focal_px is None:
-            raise ValueError("draw_placement without a fit needs focal_px for the fallback")
-        return fallback_placement(draws, ranges, image_height=image_height, focal_px=focal_px)
-    lo, hi = plausible_foot_rows(fit, image_height, extend, max_distance_m)
-    foot_row = draws.uniform([lo, hi])
-    distance, _ = place_person(fit, foot_row, 1.0)
-    return _record("photo_people", fit, foot_row, distance)
-
-
-def ground_from_record(record: Mapping[str, Any], focal_px: float, image_height: int) -> GroundFit:
-    """The camera a placement record describes, for `place_person` when rendering from a spec."""
-    cy = (image_height - 1) / 2.0
-    pitch = math.atan((cy - float(record["horizon_row"])) / focal_px)
-    c = float(record["camera_height_m"])
-    row = float(record["foot_row"])
-    return GroundFit(horizon_row=float(record["horizon_row"]), slope=DEFAULT_HEIGHT_M / c, camera_height_m=c,
-                     pitch_rad=pitch, focal_px=float(focal_px), principal_row=cy, height_mean_m=DEFAULT_HEIGHT_M,
-                     height_sd_m=0.0, foot_rows=(row, row), n_people=0, n_inliers=0, inliers=(),
-                     method=str(record.get("rule", "ranges")))
-
-
-def fallback_placement(draw: Draws | np.random.Generator, ranges: Mapping[str, Sequence[float]] | None = None, *,
-                       image_height: int, focal_px: float) -> dict[str, Any]:
-    """Horizon, camera height and distance drawn from ranges, for photographs without people.
-
-    Defaults (`DEFAULT_RANGES`, each overridable by the same key in `ranges`):
-      horizon_fraction  0.35..0.55 of the image height from the top: eye-level photos put the
-                        horizon near, or a little above, the middle;
-      camera_height_m   1.3..1.8 m: a standing photographer or a tripod;
-      distance_m        3..12 m, raised if needed so the feet fall inside the image.
-    Three uniform draws, always in this order, so records stay reproducible. Rule "ranges".
-    """
-    draws = _as_draws(draw)
-    merged = {**DEFAULT_RANGES, **(ranges or {})}
-    horizon_row = draws.uniform(merged["horizon_fraction"]) * image_height
-    camera_height = draws.uniform(merged["camera_height_m"])
-    cy = (image_height - 1) / 2.0
-    pitch = math.atan((cy - horizon_row) / focal_px)
-    fit = GroundFit(horizon_row=horizon_row, slope=DEFAULT_HEIGHT_M / camera_height, camera_height_m=camera_height,
-                    pitch_rad=pitch, focal_px=float(focal_px), principal_row=cy, height_mean_m=DEFAULT_HEIGHT_M,
-                    height_sd_m=0.0, foot_rows=(horizon_row, horizon_row), n_people=0, n_inliers=0, inliers=(),
-                    method="ranges")
-    d_lo, d_hi = (float(v) for v in merged["distance_m"])
-    u_bottom = float(_level(image_height - 1.0, focal_px, cy, pitch))
-    nearest_in_frame = camera_height / u_bottom if u_bottom > 0 else d_hi
-    d_lo = min(max(d_lo, nearest_in_frame), max(d_hi, nearest_in_frame))
-    distance = draws.uniform([d_lo, max(d_hi, d_lo)])
-    return _record("ranges", fit, foot_row_for_distance(fit, distance), distance)
-
-
-def draw_focal_px(draw: Draws | np.random.Generator, image_width: int,
-                  horizontal_fov_deg: Sequence[float] = (45.0, 70.0)) -> float:
-    """A focal length in pixels for a photograph of unknown lens: phone and kit-zoom fields of view."""
-    fov = math.radians(_as_draws(draw).uniform(horizontal_fov_deg))
-    return round(image_width / 2.0 / math.tan(fov / 2.0), DIGITS)
