@@ -93,6 +93,11 @@ def uniform_3x3(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def one_part(labels: np.ndarray) -> np.ndarray:
+    """Labelled pixels (> 0) whose 3x3 neighbourhood holds that one label: away from edges."""
+    return uniform_3x3(labels) & (np.asarray(labels) > 0)
+
+
 def _labels(I) -> np.ndarray:
     I = np.asarray(I, dtype=np.float64)
     I = np.where(np.isfinite(I), I, 0.0)

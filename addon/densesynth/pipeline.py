@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .annotate.coco_densepose import DatasetWriter, person_annotation
+from .annotate.coco_densepose import DatasetWriter, image_extras, person_annotation, sequence_fields
 from .annotate.real_people import as_record_annotation, keep_real_people, through_lens
 from .core.parts import KEYPOINT_PARTS, SURFACE_KEYPOINTS
 from .annotate.visibility import in_image, keypoint_visibility
@@ -27,14 +27,15 @@ from .appearance.clothing import clothing_texture, uv_part_map
 from .appearance.garment_geometry import dress, paint_faces
 from .appearance.harmonise import get_harmoniser, harmonise
 from .appearance.lens import distort_layers, distort_mask, distort_points, distortion_maps, is_identity
+from .appearance.lens_exact import LOOKUP_PASSES, SceneGeometry, exact_distort_layers, lens_distorts, lookup_passes
 from .appearance.occluders import composite_occluders, occlude_layers, occluder_library
 from .appearance.photo_backdrops import photo_people, placed_photo
 from .appearance.photo_light import environment_map
 from .appearance.texture_folders import folder_texture
 from .bodies.kinds import load_bodies
 from .core.label_maps import IUVMaps
-from .io_utils import atomic_write_npz, atomic_write_text
-from .passes import SampleContext, output_folders, resolve
+from .io_utils import atomic_write_npz, atomic_write_text, temporary_sibling
+from .passes import SampleContext, get_pass, output_folders, resolve
 from .passes.beauty import image_name
 from .scene.camera import PinholeCamera, camera_from_spec, fit_camera
 from .scene.person import PosedPerson, pose_person
@@ -139,10 +140,13 @@ class SpecScene:
         self.blender = BlenderScene(texture_size, config["render"]["device"], config["render"]["threads"], scene=scene,
                                     persistent_data=config["render"]["persistent_data"])
 
-    def draw_spec(self, config_id: str, run_seed: int, index: int) -> dict[str, Any]:
+    def draw_spec(self, config_id: str, run_seed: int, index: int, edit=None) -> dict[str, Any]:
         """Sample `index`'s spec: the draws, the camera fitted to the first person, then the
-        image effects (which depend on where the person lands in the image)."""
+        image effects (which depend on where the person lands in the image). `edit(spec)`
+        changes the draws before the camera is fitted (the add-on panel's redrawn shape)."""
         def fit(spec: dict[str, Any]) -> dict[str, Any]:
+            if edit is not None:
+                edit(spec)
             main = self.pose_all(spec["persons"])[0]  # the camera frames the first person
             return fit_camera(main.vertices, spec["camera"], spec["render"]["width"], spec["render"]["height"])
 
@@ -213,20 +217,25 @@ class SampleRenderer:
     """Holds what is built once per process (a SpecScene, occluders, passes) and renders samples."""
 
     def __init__(self, config: dict[str, Any], config_id: str, run_seed: int, out_dir: Path,
-                 debug_geometry: bool = False):
+                 debug_geometry: bool = False, scene=None):
+        """`scene`: build into this Blender scene (the add-on's panel: a scene of its own in the
+        artist's file) instead of a fresh empty file (render workers)."""
         check_blender_version()
         self.config, self.config_id, self.run_seed = config, config_id, run_seed
         self.out_dir = Path(out_dir)
         self.debug_geometry = debug_geometry or config["annotation"]["write_debug_geometry"]
         self.times = StageTimes()
         start = time.perf_counter()
-        self.spec_scene = SpecScene(config)
+        self.spec_scene = SpecScene(config, scene=scene)
         self.bodies, self.scene = self.spec_scene.bodies, self.spec_scene.blender
         self.occluders = occluder_library(config["occluders"]) if config["occluders"]["probability"] > 0 else {}
         if config["harmonise"]["probability"] > 0:
             get_harmoniser(config["harmonise"]["method"])  # an unknown harmoniser fails now, not mid-run
         self.passes = resolve(config["passes"])
         self.layer_rules = {layer.name: layer for p in self.passes for layer in p.layers}
+        # The lens's exact lookup may render passes the config lacks, for their layers only.
+        self.layer_rules.update({layer.name: layer for name in LOOKUP_PASSES for layer in get_pass(name).layers
+                                 if layer.name not in self.layer_rules})
         self.files: list[str] = []  # what the last render() wrote, relative to out_dir (record last)
         self.times.add("process_setup", time.perf_counter() - start)
         for folder in output_folders(self.passes) + (["geometry"] if self.debug_geometry else []):
@@ -251,25 +260,39 @@ class SampleRenderer:
         # finished file is renamed to its final name (another process rendering the same
         # sample can never hand us its files, nor we it ours).
         raws = {p.name: p.raw_path(sample) for p in rendered}
+        if lens_distorts(spec):  # the exact label lookup needs face ids: rendered, decoded, never written
+            lookup = [get_pass(name) for name in lookup_passes(len(people), [p.name for p in passes])]
+            rendered += lookup
+            raws.update({p.name: temporary_sibling(out / "iuv" / f"{spec['stem']}.{p.name}{p.raw[1]}") for p in lookup})
         files: list[str] = []
         try:
             stage_seconds: dict[str, float] = {}
+            # Passes that can write an AOV share one render when there are several of them (one
+            # scene synchronisation, the dominant cost of an exact render); one alone renders as ever.
+            shared = [p for p in rendered if p.aov is not None]
+            shared = shared if len(shared) > 1 else []
             for p in rendered:
+                if p in shared:
+                    continue
                 start = time.perf_counter()
                 self.scene.render_pass(p.blender_setup(spec), raws[p.name])
                 stage_seconds[p.stage] = stage_seconds.get(p.stage, 0.0) + time.perf_counter() - start
+            if shared:
+                start = time.perf_counter()
+                self._render_shared(spec, shared, raws)
+                stage_seconds["label_pass"] = stage_seconds.get("label_pass", 0.0) + time.perf_counter() - start
             for stage, seconds in stage_seconds.items():
                 self.times.add(stage, seconds)
             with _Timer(self.times, "decode_annotate"):
                 layers: dict[str, np.ndarray] = {}
                 for p in rendered:
                     layers.update(p.decode(raws[p.name], sample, layers))
-                layers, effects = self._image_effects(spec, camera, layers)
+                scene_mesh = self._scene_mesh(kinds, people)
+                layers, effects = self._image_effects(spec, camera, layers, scene_mesh)
                 sample.labels_changed = effects.changed_labels
                 sample.dist_coeffs, sample.occlusion_out = effects.dist_coeffs, effects.occlusion_out
                 for p in passes:
                     files += p.write(raws.get(p.name), sample, layers)
-                scene_mesh = self._scene_mesh(kinds, people)
                 record = self._annotate(spec, camera, people, scene_mesh, IUVMaps.from_layers(layers),
                                         image_name(spec), effects)
                 self._add_real_people(record, spec, camera, effects)
@@ -286,12 +309,26 @@ class SampleRenderer:
         self.times.samples += 1
         return record
 
-    def _image_effects(self, spec: dict[str, Any], camera: PinholeCamera, layers: dict[str, np.ndarray]
-                       ) -> tuple[dict[str, np.ndarray], "ImageEffects"]:
+    def _render_shared(self, spec: dict[str, Any], shared: list, raws: dict[str, Path]) -> None:
+        """One exact render writing every shared pass's AOV, split into each pass's own raw."""
+        from .decode.iuv_exr import split_aov_layers
+        from .passes.base import BlenderSetup, aov_name, shared_exact_settings
+
+        merged = temporary_sibling(raws[shared[0].name].with_suffix(".shared.exr"))
+        setup = BlenderSetup(shared_exact_settings(spec), aovs=tuple((aov_name(p.name), p.aov) for p in shared))
+        try:
+            self.scene.render_pass(setup, merged)
+            split_aov_layers(merged, {aov_name(p.name): raws[p.name] for p in shared})
+        finally:
+            merged.unlink(missing_ok=True)
+
+    def _image_effects(self, spec: dict[str, Any], camera: PinholeCamera, layers: dict[str, np.ndarray],
+                       scene_mesh: tuple | None = None) -> tuple[dict[str, np.ndarray], "ImageEffects"]:
         """Harmonise, occlude, distort, then the camera's own effects; every layer follows each
         step that moves or hides pixels, by its own rule (passes/base.py). The order is the
         physical one: occluders are in the scene (seen through the lens), noise and JPEG happen
-        in the camera after the lens."""
+        in the camera after the lens. With `scene_mesh` the lens looks every label up at its
+        exact surface point (appearance/lens_exact.py)."""
         effects = ImageEffects()
         image = layers["image"]
         covered = layers["I"] > 0
@@ -307,7 +344,14 @@ class SampleRenderer:
         if coeffs is not None and not is_identity(coeffs):
             effects.dist_coeffs = np.asarray(coeffs, dtype=np.float64)
             warp = effects.warp = distortion_maps(camera.K, effects.dist_coeffs, camera.width, camera.height)
-            layers = distort_layers(layers, {n: self.layer_rules[n].resample for n in layers}, warp)
+            rules = {n: self.layer_rules[n].resample for n in layers}
+            if scene_mesh is not None and "surface_face" in layers:
+                vertices, faces, _, corner_iuv, person_of_face = scene_mesh
+                geometry = SceneGeometry(vertices, faces, corner_iuv, person_of_face, camera.K, camera.world_to_camera)
+                owners = [get_pass(n) for n in dict.fromkeys([*self.config["passes"], *LOOKUP_PASSES])]
+                layers = exact_distort_layers(layers, rules, warp, owners, geometry, effects.occlusion)
+            else:
+                layers = distort_layers(layers, rules, warp)
             if effects.occlusion is not None:
                 effects.occlusion_out = distort_mask(effects.occlusion, warp).astype(bool)
         elif effects.occlusion is not None:
@@ -370,9 +414,10 @@ class SampleRenderer:
                 spec["annotation"]["point_seed"] + number,
             )
             if annotation is not None:
-                annotations.append(annotation)
+                annotations.append({**annotation, **sequence_fields(spec.get("sequence"), number)})
         return {
-            "image": {"file_name": image_name, "height": camera.height, "width": camera.width, "index": spec["index"]},
+            "image": {"file_name": image_name, "height": camera.height, "width": camera.width, "index": spec["index"],
+                      **sequence_fields(spec.get("sequence"))},
             "annotations": annotations,
         }
 
@@ -404,7 +449,7 @@ def write_annotations(out_dir: Path, records: list[dict[str, Any]]) -> Path:
     writer = DatasetWriter()
     for record in sorted(records, key=lambda r: r["image"]["index"]):
         image = record["image"]
-        image_id = writer.add_image(image["file_name"], image["height"], image["width"])
+        image_id = writer.add_image(image["file_name"], image["height"], image["width"], image_extras(image))
         for annotation in record["annotations"]:
             writer.add_annotation(image_id, annotation)
     path = Path(out_dir) / "annotations.json"

@@ -44,6 +44,8 @@ __all__ = [
     "dp_cells",
     "coarse_grid",
     "person_annotation",
+    "sequence_fields",
+    "image_extras",
     "DatasetWriter",
 ]
 
@@ -52,6 +54,33 @@ DP_SIZE = 256
 # float32 cast by the trainer (float32 spacing below 1.0 is 6e-8), and far below the 1e-6
 # tolerance the rules checker allows against the EXR.
 UV_EPS = 1e-7
+
+# Sequences (`sequence.length` > 1) link their frames' annotations: image and annotation carry
+# `sequence` (the sequence id) and `frame_index` (0-based frame in it), an annotation also
+# `track_id`, the same for one person in every frame of its sequence and never shared
+# across the run: sequence * TRACKS_PER_SEQUENCE + person number + 1 (config/loader.py
+# allows at most 8 people per image). Without sequences none of these keys is written.
+TRACKS_PER_SEQUENCE = 8
+SEQUENCE_IMAGE_KEYS = ("sequence", "frame_index")
+
+
+def sequence_fields(sequence: Mapping[str, Any] | None, person: int | None = None) -> dict[str, int]:
+    """The linking keys of an image (person None) or of person `person`'s annotation, from a
+    spec's `sequence` entry; {} outside sequences."""
+    if not sequence:
+        return {}
+    fields = {"sequence": int(sequence["id"]), "frame_index": int(sequence["frame"])}
+    if person is not None:
+        if not 0 <= person < TRACKS_PER_SEQUENCE:
+            raise ValueError(f"person number {person} outside 0..{TRACKS_PER_SEQUENCE - 1}")
+        fields["track_id"] = int(sequence["id"]) * TRACKS_PER_SEQUENCE + person + 1
+    return fields
+
+
+def image_extras(image: Mapping[str, Any]) -> dict[str, int]:
+    """The linking keys a record's image entry carries into the COCO image (none by default)."""
+    return {key: int(image[key]) for key in SEQUENCE_IMAGE_KEYS if key in image}
+
 
 PERSON_CATEGORY: dict[str, Any] = {
     "id": 1,
@@ -229,13 +258,14 @@ class DatasetWriter:
         self.images: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []
 
-    def add_image(self, file_name: str, height: int, width: int) -> int:
-        """Register an image (``file_name`` relative to ``DIR/images``); returns its id."""
+    def add_image(self, file_name: str, height: int, width: int, extra: Mapping[str, Any] | None = None) -> int:
+        """Register an image (``file_name`` relative to ``DIR/images``); returns its id.
+        ``extra`` keys (e.g. :func:`image_extras`) follow the standard ones."""
         if os.path.isabs(file_name):
             raise ValueError(f"file_name must be relative to the images dir: {file_name!r}")
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "file_name": str(file_name).replace(os.sep, "/"),
-                            "height": int(height), "width": int(width)})
+                            "height": int(height), "width": int(width), **(extra or {})})
         return image_id
 
     def add_annotation(self, image_id: int, annotation: Mapping[str, Any]) -> int:

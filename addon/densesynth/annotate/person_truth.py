@@ -19,6 +19,8 @@ deltas are rebuilt as ``W_b = W_parent @ R_b``.
 """
 from __future__ import annotations
 
+import hashlib
+
 from typing import Any
 
 import numpy as np
@@ -136,14 +138,32 @@ def vertex_visibility(points: np.ndarray, vertices: np.ndarray, faces: np.ndarra
     visible = points[:, 2] > near
     if not visible.any() or len(faces) == 0:
         return visible
-    tree = BVHTree.FromPolygons(np.asarray(vertices, dtype=np.float64).tolist(),
-                                np.asarray(faces, dtype=np.int64).tolist(), all_triangles=True, epsilon=0.0)
+    tree = BVHTree.FromPolygons(np.asarray(vertices, dtype=np.float64).tolist(), _face_list(faces),
+                                all_triangles=True, epsilon=0.0)
     origin = Vector((0.0, 0.0, 0.0))
     distance = np.linalg.norm(points, axis=1)
-    for index in np.flatnonzero(visible):
-        reach = float(distance[index]) - VISIBILITY_TOLERANCE_M
-        if reach > 0 and tree.ray_cast(origin, Vector(points[index] / distance[index]), reach)[0] is not None:
-            visible[index] = False
+    todo = np.flatnonzero(visible)
+    # Plain lists into the C loop: converting per ray from NumPy cost as much as the casts.
+    directions = (points[todo] / distance[todo, None]).tolist()
+    reaches = (distance[todo] - VISIBILITY_TOLERANCE_M).tolist()
+    ray_cast = tree.ray_cast
+    hidden = [index for index, direction, reach in zip(todo.tolist(), directions, reaches)
+              if reach > 0 and ray_cast(origin, direction, reach)[0] is not None]
+    visible[hidden] = False
     return visible
+
+
+_FACE_LISTS: dict[bytes, list] = {}  # the scene's faces change only with its people's body kinds
+
+
+def _face_list(faces: np.ndarray) -> list:
+    """`faces` as the nested list BVHTree takes, kept for the few face sets a run has."""
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    key = hashlib.sha1(faces.tobytes()).digest() + bytes(str(faces.shape), "ascii")
+    if key not in _FACE_LISTS:
+        if len(_FACE_LISTS) >= 8:
+            _FACE_LISTS.pop(next(iter(_FACE_LISTS)))
+        _FACE_LISTS[key] = faces.tolist()
+    return _FACE_LISTS[key]
 
 

@@ -21,14 +21,21 @@ Output pixels that have no pre-image on the same branch of the model as the imag
 (a too-strong distortion folds over) are marked invalid (map value -1e6): they come out as
 background in the labels and as border in the image.
 
-Images are resampled bilinearly. Labels cannot be: an exact IUV value at a non-pixel point
-would need the geometry (a new ray cast), which the 2D pass no longer has. So
-:func:`distort_layers` (and :func:`distort_labels`) takes, for each output pixel, the *nearest* rendered pixel
-(``floor(undistort(p) + 0.5)``) and copies its I, U, V, alpha and person index together.
-Every U, V therefore stays an exact chart value of a real surface point (never a blend of
-two parts or of body and background); it belongs to a point up to ~0.7 px (in the render)
-away from where the output pixel looks, which is the same sub-pixel error as sampling the
-pinhole render itself off-centre. Away from part boundaries I is exact.
+Images are resampled bilinearly. Labels must not be blended (two parts, or body and
+background, never mix), and the nearest rendered pixel is not exact either: it belongs to a
+surface point up to ~0.7 px (in the render) away from where the output pixel looks, a U, V
+error of ~1e-3. So the pipeline looks every label up at its exact surface point
+(:mod:`.lens_exact`): the camera ray through ``undistort(p)`` is cast on the posed scene
+mesh, starting from the triangles the rendered pixels around it show, and each pass
+recomputes its layers at the hit (U, V, depth, normal, face and barycentrics, part,
+person), so that the median U, V error against the test rasteriser is ~1e-7.
+
+:func:`distort_layers` (and :func:`distort_labels`) is the rule without geometry, and the
+lookup's fallback where it finds no triangle (rare: folds, points far beyond the frame):
+each output pixel takes the *nearest* rendered pixel
+(``floor(undistort(p) + 0.5)``) and copies its I, U, V, alpha and person index together, so
+every U, V stays an exact chart value of a real surface point. Away from part boundaries I
+is exact either way.
 """
 from __future__ import annotations
 
@@ -228,9 +235,9 @@ def distort_layers(layers: Mapping[str, np.ndarray], rules: Mapping[str, str],
     ``nearest`` and ``exact`` layers all take the value of the same nearest rendered pixel
     (see the module doc), so one output pixel's part, U, V, coverage and person all belong to
     one surface point and background stays exactly 0; output pixels that look outside the
-    render are background. (``exact`` will look values up on the pixel's own triangle once a
-    pass provides face ids and barycentrics.) ``vector`` layers need the warp's Jacobian and
-    are refused until a pass brings one.
+    render are background. (With the posed scene, :func:`.lens_exact.exact_distort_layers`
+    recomputes every label at the pixel's exact surface point and uses this only where it finds
+    none.) ``vector`` layers need the warp's Jacobian and are refused until a pass brings one.
     """
     out: dict[str, np.ndarray] = {}
     nearest = None

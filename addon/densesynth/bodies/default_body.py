@@ -43,3 +43,17 @@ class DefaultBody:
     @cached_property
     def corner_iuv(self) -> np.ndarray:
         return corner_iuv(self.face_part, self.corner_uv)
+
+    @cached_property
+    def _face_joint(self) -> np.ndarray:
+        from .joint_parts import anny_bone_joints, anny_vertex_joint_weights, face_joints
+
+        m = self.model
+        bone_joints = anny_bone_joints(m.bone_labels, m.bone_parents)
+        return face_joints(m.faces, anny_vertex_joint_weights(m.vertex_bone_indices, m.vertex_bone_weights,
+                                                              bone_joints))
+
+    def face_joints(self, body: dict) -> np.ndarray:
+        """(F,) SMPL joint (0..23) per face, SURREAL's parts by joint (bodies/joint_parts.py);
+        one table for every phenotype (anny's weights do not depend on it)."""
+        return self._face_joint

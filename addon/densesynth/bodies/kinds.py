@@ -5,7 +5,7 @@ person's body entry of a spec, how to pose that person, what its rest surface an
 are (charts.npz), and which command-line options and assets belong to it. Everything else
 (the pipeline, the panel, the chart file, the command line) asks the registry, never
 `if kind == "smpl"`. The loaded body offers the pipeline `faces`, `face_part`, `corner_iuv`,
-`corner_texture_uv` and `num_vertices` (see DefaultBody and SmplPeople).
+`corner_texture_uv`, `num_vertices` and `face_joints(body entry)` (see DefaultBody and SmplPeople).
 
 Imports of the models are local to each method: importing the registry stays cheap (the
 config loader uses it to check `body.kind`).

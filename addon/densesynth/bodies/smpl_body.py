@@ -37,6 +37,11 @@ class SmplPeople:
     corner_texture_uv = property(lambda self: self._first.corner_texture_uv)
     num_vertices = property(lambda self: self._first.num_vertices)
 
+    def face_joints(self, body: dict) -> np.ndarray:
+        """(F,) SMPL joint (0..23) per face from this gender's skinning weights (SURREAL's
+        parts by joint, bodies/joint_parts.py)."""
+        return self.model(body["gender"]).face_joint
+
     def model(self, gender: str) -> SmplBody:
         if gender not in self.bodies:
             raise UserError(f"no {gender} SMPL model loaded: add it to --smpl-dir or set body.gender")

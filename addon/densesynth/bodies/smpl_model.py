@@ -179,6 +179,13 @@ class SmplBody:
         """Built once: the pipeline reads it for every sample."""
         return corner_iuv(self.face_part, self.corner_uv)
 
+    @cached_property
+    def face_joint(self) -> np.ndarray:
+        """(F,) SMPL joint (0..23) per face from the skinning weights (bodies/joint_parts.py)."""
+        from .joint_parts import face_joints
+
+        return face_joints(self.faces, self.model.weights)
+
     def keypoints(self, vertices: np.ndarray, joints: np.ndarray) -> np.ndarray:
         """(17, 3) COCO keypoints from posed vertices and joints (any one frame)."""
         return np.stack([vertices[i] if kind == "vertex" else joints[i] for kind, i in COCO_FROM_SMPL])

@@ -32,6 +32,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "backdrop.coco_people": ("any", "without", "with"),
     "backdrop.missing": ("error", "fallback"),
     "appearance.texture_kind": ("procedural", "folder"),
+    "sequence.camera_path": ("fixed", "moving"),
 }
 
 # Sections whose keys are the user's own names (a user mapping replaces the default one).
@@ -44,10 +45,11 @@ STRING_LISTS = {"motion.clips", "motion.clip_folders"}
 # config hash, so that those folders keep their identity (and resume) under this version.
 # A dotted name is one setting of a section ("camera.views_per_scene"), a plain one a whole
 # key or section ("passes").
-HASH_WHEN_CHANGED = ("passes", "body3d", "camera.views_per_scene", "render.persistent_data",
+HASH_WHEN_CHANGED = ("passes", "body3d", "depth_bins", "camera.views_per_scene", "render.persistent_data",
                      "render.adaptive_threshold", "render.max_bounces", "render.light_tree", "render.denoise_quality",
                      "render.denoise_prefilter", "camera.photo_placement",
-                     "garments", "lights.photo_environment_probability", "lights.photo_environment_strength")
+                     "garments", "lights.photo_environment_probability", "lights.photo_environment_strength",
+                     "sequence")
 
 # Keys whose value is a range [low, high] rather than a fixed pair.
 NOT_RANGES = {"render.resolution"}
@@ -70,7 +72,9 @@ PATH_LISTS = ("motion.clip_folders",)
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "render.beauty_samples": (1, 65536), "render.threads": (0, 4096), "render.adaptive_threshold": (0, 1),
     "render.max_bounces": (0, 1024), "body.num_betas": (1, 300),
-    "body3d.uv_map_size": (1, 4096), "camera.views_per_scene": (1, 1000),
+    "body3d.uv_map_size": (1, 4096), "depth_bins.bins": (1, 255), "depth_bins.step_m": (0, 10), "camera.views_per_scene": (1, 1000),
+    "sequence.length": (1, 10000), "sequence.frame_step": (1, 1000), "sequence.orbit_deg": (-180, 180),
+    "sequence.pan_deg": (-90, 90), "sequence.dolly_fraction": (-0.9, 10),
     "people.spacing_m": (0, 100), "people.min_gap_m": (0, 100),
     "camera.focal_length_mm": (0, 2000), "camera.sensor_width_mm": (0, 200), "camera.elevation_deg": (-89, 89),
     "camera.roll_deg": (-180, 180), "camera.azimuth_deg": (-360, 360), "camera.look_at_jitter": (0, 1),
@@ -274,6 +278,11 @@ def _validate(config: dict[str, Any], source: str) -> None:
             raise ConfigError(f"config {source}: '{dotted}' must be at least 1")
     if config["render"]["threads"] < 0:
         raise ConfigError(f"config {source}: 'render.threads' must be 0 (all cores) or more")
+    bins = config["depth_bins"]["bins"]
+    if not (isinstance(bins, int) and bins % 2 == 1) or config["depth_bins"]["step_m"] <= 0:
+        raise ConfigError(f"config {source}: 'depth_bins.bins' must be an odd whole number (the pelvis bin in the "
+                          f"middle; SURREAL: 19) and 'depth_bins.step_m' above 0, got {bins!r} and "
+                          f"{config['depth_bins']['step_m']!r}")
     from ..motion.builtin_clips import BUILTIN_CLIPS  # local: motion is optional at import
 
     if not config["motion"]["clips"] and not config["motion"]["clip_folders"]:
@@ -306,6 +315,18 @@ def _check_passes(config: dict[str, Any], source: str) -> None:
     if missing:
         raise ConfigError(f"config {source}: 'passes' must include {', '.join(missing)}: the COCO-DensePose "
                           "annotations are made from them (person_index: whenever people.count allows several)")
+    _check_sequence(config, source)
+
+
+def _check_sequence(config: dict[str, Any], source: str) -> None:
+    """Sequences and views are two groupings of the same indices; flow needs neighbouring frames."""
+    length = config["sequence"]["length"]
+    if length > 1 and config["camera"]["views_per_scene"] > 1:
+        raise ConfigError(f"config {source}: 'sequence.length' {length} and 'camera.views_per_scene' "
+                          f"{config['camera']['views_per_scene']} cannot be combined: set one of them to 1")
+    if "flow" in config["passes"] and length < 2:
+        raise ConfigError(f"config {source}: pass 'flow' needs 'sequence.length' of 2 or more (flow is between "
+                          "the frames of a sequence)")
 
 
 _get = schema.get

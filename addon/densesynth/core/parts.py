@@ -29,6 +29,8 @@ __all__ = [
     "KEYPOINT_PARTS",
     "SURFACE_KEYPOINTS",
     "coarse_of",
+    "JOINT_PART_NAMES",
+    "JOINT_PART_FLIP",
 ]
 
 NUM_FINE_PARTS = 24
@@ -171,3 +173,31 @@ SURFACE_KEYPOINTS.setflags(write=False)
 def coarse_of(fine: np.ndarray | int) -> np.ndarray:
     """Coarse label(s) of fine label(s); raises IndexError for values outside 0..24."""
     return FINE_TO_COARSE[np.asarray(fine, dtype=np.intp)]
+
+
+# SURREAL's 24-part segmentation "by joint": part k (1..24) is SMPL joint k - 1, the joint whose
+# skinning weight dominates the surface there (0 = background); the names are SURREAL's own
+# (its Blender bone names), in SMPL's joint order. Beside DensePose's charts, not instead of them.
+JOINT_PART_NAMES: tuple[str, ...] = (
+    "background",
+    "hips", "leftUpLeg", "rightUpLeg", "spine", "leftLeg", "rightLeg", "spine1", "leftFoot", "rightFoot",
+    "spine2", "leftToeBase", "rightToeBase", "neck", "leftShoulder", "rightShoulder", "head", "leftArm",
+    "rightArm", "leftForeArm", "rightForeArm", "leftHand", "rightHand", "leftHandIndex1", "rightHandIndex1",
+)
+
+
+def _joint_part_flip() -> tuple[int, ...]:
+    index = {name: i for i, name in enumerate(JOINT_PART_NAMES)}
+    flip = []
+    for name in JOINT_PART_NAMES:
+        if name.startswith("left"):
+            flip.append(index["right" + name[4:]])
+        elif name.startswith("right"):
+            flip.append(index["left" + name[5:]])
+        else:
+            flip.append(index[name])
+    return tuple(flip)
+
+
+# Joint part -> its mirror image, for horizontal-flip augmentation.
+JOINT_PART_FLIP: tuple[int, ...] = _joint_part_flip()

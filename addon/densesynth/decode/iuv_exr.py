@@ -160,6 +160,8 @@ def strip_volatile_metadata(path: str | os.PathLike) -> bool:
     import OpenEXR
 
     exr = OpenEXR.File(os.fspath(path), separate_channels=True)
+    if len(exr.parts) > 1:  # a shared exact render's layers: a temporary, split and deleted, never kept
+        return False
     header = exr.header()
     if not any(key in header for key in VOLATILE_EXR_KEYS):
         return False
@@ -167,3 +169,26 @@ def strip_volatile_metadata(path: str | os.PathLike) -> bool:
     channels = exr.channels()
     OpenEXR.File(kept, channels).write(os.fspath(path))
     return True
+
+
+def split_aov_layers(path: str | os.PathLike, targets: dict[str, str | os.PathLike]) -> None:
+    """Split a shared exact render (a multilayer EXR with one layer per AOV) into one
+    single-layer EXR per AOV, so each pass decodes its layer exactly as its own render:
+    a VALUE AOV (channel X) becomes R, a COLOR AOV keeps R, G, B. Values are copied as is."""
+    import OpenEXR
+
+    path = os.fspath(path)
+    try:
+        exr = OpenEXR.File(path, separate_channels=True)
+    except Exception as exc:
+        raise IUVDecodeError(f"cannot read the shared exact render {path!r}: {exc}") from exc
+    channels = {name: np.asarray(ch.pixels) for part in exr.parts for name, ch in part.channels.items()}
+    for aov, target in targets.items():
+        mine = {name.rsplit(".", 1)[-1]: data for name, data in channels.items()
+                if name.rsplit(".", 2)[-2:-1] == [aov]}
+        if "X" in mine:
+            write_exr_channels(target, {"R": mine["X"]})
+        elif {"R", "G", "B"} <= set(mine):
+            write_exr_channels(target, {c: mine[c] for c in "RGB"})
+        else:
+            raise IUVDecodeError(f"shared exact render {path!r} lacks layer {aov!r} (has {sorted(channels)})")

@@ -24,7 +24,9 @@ of SHA-256 of its key, read as a fraction of 2**64, fall below `val_fraction`. A
 of a group are therefore on the same side, whatever the seed, the sample count, or the
 order of rendering. (Neighbours across a bin boundary can still be alike; bins are coarse
 so that this is rare. Camera, lights, clothing and backdrop are drawn independently and
-are deliberately not part of the key.)
+are deliberately not part of the key.) The frames of a sequence (`sequence.length` > 1) share
+their people and are keyed by the motion of the sequence's first frame, so a sequence, like
+the views of one scene, is never split.
 """
 from __future__ import annotations
 
@@ -54,8 +56,9 @@ def _bucket(value: float, bins: int, low: float = 0.0, high: float = 1.0) -> int
 
 
 def _motion_key(motion: dict[str, Any]) -> str:
-    where = (f"p{_bucket(motion['phase'], PHASE_BINS)}" if "phase" in motion
-             else f"f{int(motion.get('frame', 0)) // FRAME_BLOCK}")
+    """A sequence's frames are keyed by its first frame (`start_*`): one sequence, one side."""
+    phase, frame = motion.get("start_phase", motion.get("phase")), motion.get("start_frame", motion.get("frame", 0))
+    where = f"p{_bucket(phase, PHASE_BINS)}" if phase is not None else f"f{int(frame) // FRAME_BLOCK}"
     return f"{motion.get('clip', '?')}:m{int(bool(motion.get('mirror')))}:{where}"
 
 
@@ -187,7 +190,7 @@ def merge(out: Path, num_samples: int | None = None, val_fraction: float = DEFAU
 
 
 def _write_merged(out: Path, finished: list[int], val_fraction: float, result: MergeResult) -> MergeResult:
-    from densesynth.annotate.coco_densepose import DatasetWriter
+    from densesynth.annotate.coco_densepose import DatasetWriter, image_extras
     from densesynth.spec.model import read_spec
 
     header = DatasetWriter().to_dict()
@@ -203,7 +206,7 @@ def _write_merged(out: Path, finished: list[int], val_fraction: float, result: M
             spec = read_spec(out / "specs" / f"{stem}.json")
             local = DatasetWriter()  # the same normalisation as a whole-run writer, one image at a time
             image = record["image"]
-            local.add_image(image["file_name"], image["height"], image["width"])
+            local.add_image(image["file_name"], image["height"], image["width"], image_extras(image))
             for annotation in record["annotations"]:
                 local.add_annotation(1, annotation)
             result.images += 1

@@ -31,15 +31,20 @@ from ..io_utils import temporary_sibling
 
 __all__ = ["LINEAR", "NEAREST", "EXACT", "VECTOR", "RESAMPLING", "CORNER_IUV_ATTRIBUTE", "CORNER_SURFACE_ATTRIBUTE", "Layer", "Output",
            "Emission", "BlenderSetup", "SampleContext", "Pass", "register", "unregister", "get_pass", "pass_names", "resolve",
-           "output_folders", "run_folders", "sample_file_candidates", "SAMPLE_FOLDERS"]
+           "output_folders", "run_folders", "sample_file_candidates", "SAMPLE_FOLDERS", "SurfaceHits", "Aov",
+           "shared_exact_settings", "aov_name"]
 
 # Resampling rules for image effects that move pixels (lens distortion).
 LINEAR = "linear"    # the photograph: bilinear
 NEAREST = "nearest"  # ids, part labels, masks: the value of the nearest rendered pixel
-EXACT = "exact"      # continuous surface values (U, V; later depth, normals): the value at the exact
-                     # source point. Until a pass provides face ids and barycentrics this is the nearest
-                     # rendered pixel; every NEAREST and EXACT layer comes from the same pixel, so the
-                     # values of one output pixel always belong to one surface point.
+EXACT = "exact"      # continuous surface values (U, V, depth, normals, barycentrics): the value at the
+                     # exact surface point the output pixel sees. Under lens distortion that point is found
+                     # by a ray cast through undistort(p) (appearance/lens_exact.py) and every layer of that
+                     # pixel, NEAREST ones included, is recomputed there by its pass's `exact_values`
+                     # (or, for a pass without one, copied from a rendered pixel on the same surface);
+                     # where none is found the pixel is background past a silhouette, else (rare) all its
+                     # layers come from the nearest rendered pixel. Either way one output pixel's values
+                     # belong to one surface point.
 VECTOR = "vector"    # image-plane vectors (optical flow): moved and transformed with the warp
 RESAMPLING = (LINEAR, NEAREST, EXACT, VECTOR)
 
@@ -90,14 +95,29 @@ class Emission:
 
 
 @dataclass(frozen=True)
+class Aov:
+    """A pass's value written to a shader AOV instead of emitted, so that several exact passes
+    share one render (one scene synchronisation instead of one each: ~0.65 s a render at any
+    resolution on 2 cores). `kind` is Cycles' AOV type: "VALUE" (one channel) or "COLOR"
+    (three); `source` is the node chain, as for an emission. The values are bit-identical to
+    the emission's (measured: max difference 0 for person index, depth, normals, surface)."""
+
+    kind: str
+    source: Emission
+
+
+@dataclass(frozen=True)
 class BlenderSetup:
     """What one render needs of Blender. `settings` are (attribute path from the scene, value)
     pairs applied in order (an image format before its colour depth); `emit` replaces every
-    material (None: the scene's own); `show_ground`: the shadow catcher renders."""
+    material (None: the scene's own); `show_ground`: the shadow catcher renders. `aovs`:
+    (AOV name, Aov) written by the override material into a multilayer EXR (shared exact
+    render; `emit` is then None and the Combined pass is a constant)."""
 
     settings: tuple[tuple[str, Any], ...]
     emit: Emission | None = None
     show_ground: bool = False
+    aovs: tuple[tuple[str, Aov], ...] = ()
 
 
 # The settings every exact (1 sample, unfiltered, undenoised, untransformed) EXR pass uses:
@@ -119,6 +139,21 @@ def exact_exr_settings(spec: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
         ("render.image_settings.color_depth", "32"),
         ("render.image_settings.exr_codec", "ZIP"),
     )
+
+
+def shared_exact_settings(spec: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The exact settings with a multilayer EXR (one layer per AOV) and no compositing (the
+    compositor would write its single result instead of the render's layers)."""
+    multilayer = (("render.image_settings.media_type", "MULTI_LAYER_IMAGE"),
+                  ("render.image_settings.file_format", "OPEN_EXR_MULTILAYER"))
+    kept = tuple((k, v) for k, v in exact_exr_settings(spec)
+                 if k not in ("render.image_settings.file_format", "render.image_settings.color_mode"))
+    return multilayer + kept + (("render.use_compositing", False),)
+
+
+def aov_name(pass_name: str) -> str:
+    """The AOV (and EXR layer) a shared pass writes: `densesynth_<pass>`."""
+    return f"densesynth_{pass_name}"
 
 
 @dataclass
@@ -143,6 +178,20 @@ class SampleContext:
         return self.spec["stem"]
 
 
+@dataclass(frozen=True)
+class SurfaceHits:
+    """The exact surface points that N output pixels see (lens distortion: each output pixel's
+    ray through its undistorted point, cast on the posed scene; appearance/lens_exact.py).
+    What a pass needs to recompute its layers there (:meth:`Pass.exact_values`)."""
+
+    face: np.ndarray        # (N,) int64 triangle index in the person's own body mesh
+    person: np.ndarray      # (N,) int64 which person (1-based, as the person_index layer)
+    bary: np.ndarray        # (N, 3) float64 barycentrics of the hit on the 3D triangle (perspective-correct)
+    point: np.ndarray       # (N, 3) float64 the hit in OpenCV's camera frame, metres (z = depth)
+    normal: np.ndarray      # (N, 3) float64 the triangle's unit normal, camera frame, facing the camera
+    corner_iuv: np.ndarray  # (N, 3, 3) float64 the triangle's per-corner (I, U, V)
+
+
 class Pass:
     """Base of every pass; a subclass sets the class attributes and overrides the methods."""
 
@@ -153,6 +202,10 @@ class Pass:
     requires: ClassVar[tuple[str, ...]] = ()  # passes whose layers `decode` reads
     stage: ClassVar[str] = "label_pass"       # the timing stage its render counts under
     renders: ClassVar[bool] = True            # False: no Blender render, no raw, no decode; only write
+    # A pass whose render is one exact emission may also offer it as an AOV: when several such
+    # passes are wanted for a sample they share one render (pipeline.py), each decoding the
+    # same single-layer EXR from its layer as from its own render (R, or R, G, B).
+    aov: ClassVar[Aov | None] = None
 
     def wanted(self, sample: SampleContext) -> bool:
         """Whether this sample needs the pass at all (default: every sample)."""
@@ -173,6 +226,12 @@ class Pass:
     def write(self, raw: Path, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
         """Write the pass's files from the final layers; returns their names relative to the run."""
         raise NotImplementedError
+
+    def exact_values(self, hits: SurfaceHits, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The pass's layers at exact surface points ((N, ...) per layer it can recompute), used
+        where lens distortion makes a pixel look between rendered pixels. Layers left out are
+        copied from a rendered pixel on the same surface near the point (default: all)."""
+        return {}
 
 
 _REGISTRY: dict[str, Pass] = {}

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import EXACT, BlenderSetup, Emission, Layer, Output, Pass, SampleContext, exact_exr_settings, register, remove
+from .base import (Aov, EXACT, BlenderSetup, Emission, Layer, Output, Pass, SampleContext, SurfaceHits, exact_exr_settings,
+                   register, remove)
 
 EMISSION = Emission("densesynth_depth_label", "ShaderNodeCameraData", "View Z Depth")
 
@@ -21,6 +22,7 @@ EMISSION = Emission("densesynth_depth_label", "ShaderNodeCameraData", "View Z De
 @register
 class DepthPass(Pass):
     name = "depth"
+    aov = Aov("VALUE", EMISSION)  # may share one exact render with the other AOV passes
     layers = (Layer("depth", EXACT),)
     outputs = (Output("depth", (".exr",)),)
     raw = ("depth", ".exr")
@@ -37,6 +39,9 @@ class DepthPass(Pass):
         finally:
             remove(raw)
         return {"depth": np.where(layers["I"] > 0, depth, 0.0).astype(np.float32)}
+
+    def exact_values(self, hits: SurfaceHits, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"depth": hits.point[:, 2]}  # camera z of the hit, as View Z Depth
 
     def write(self, raw: Path | None, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
         from ..decode.iuv_exr import write_exr_channels

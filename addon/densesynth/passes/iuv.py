@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.label_maps import IUVMaps
 from .base import (CORNER_IUV_ATTRIBUTE, EXACT, NEAREST, BlenderSetup, Emission, Layer, Output, Pass, SampleContext,
-                   exact_exr_settings, register)
+                   SurfaceHits, exact_exr_settings, register)
 
 EMISSION = Emission("densesynth_iuv_label", "ShaderNodeAttribute", "Color",
                     (("attribute_type", "GEOMETRY"), ("attribute_name", CORNER_IUV_ATTRIBUTE)))
@@ -38,6 +38,12 @@ class IUVPass(Pass):
 
         maps = read_iuv_exr(raw)
         return {"I": maps.I, "U": maps.U, "V": maps.V, "coverage": maps.alpha}
+
+    def exact_values(self, hits: SurfaceHits, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What the emission renders at a hit: the face's part, the corners' U, V blended with
+        the hit's barycentrics (Cycles' attribute interpolation), full coverage."""
+        return {"I": np.rint(hits.corner_iuv[:, 0, 0]), "U": np.einsum("nk,nk->n", hits.bary, hits.corner_iuv[:, :, 1]),
+                "V": np.einsum("nk,nk->n", hits.bary, hits.corner_iuv[:, :, 2]), "coverage": np.ones(len(hits.face))}
 
     def write(self, raw: Path, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
         from ..decode.iuv_exr import write_iuv_exr

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import EXACT, BlenderSetup, Emission, Layer, Output, Pass, SampleContext, exact_exr_settings, register, remove
+from .base import (Aov, EXACT, BlenderSetup, Emission, Layer, Output, Pass, SampleContext, SurfaceHits, exact_exr_settings,
+                   register, remove)
 
 EMISSION = Emission("densesynth_normal_label", "ShaderNodeNewGeometry", "True Normal", then=(
     ("ShaderNodeVectorTransform", (("vector_type", "NORMAL"), ("convert_from", "WORLD"), ("convert_to", "CAMERA")),
@@ -27,6 +28,7 @@ BLENDER_TO_OPENCV = np.array([1.0, -1.0, 1.0], dtype=np.float32)
 @register
 class NormalsPass(Pass):
     name = "normals"
+    aov = Aov("COLOR", EMISSION)  # may share one exact render with the other AOV passes
     layers = (Layer("normal", EXACT),)
     outputs = (Output("normals", (".exr",)),)
     raw = ("normals", ".exr")
@@ -45,6 +47,9 @@ class NormalsPass(Pass):
         length = np.linalg.norm(normal, axis=-1, keepdims=True)
         normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 0)
         return {"normal": np.where((layers["I"] > 0)[..., None], normal, 0.0).astype(np.float32)}
+
+    def exact_values(self, hits: SurfaceHits, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"normal": hits.normal}  # the hit triangle's geometric normal, camera frame, facing the camera
 
     def write(self, raw: Path | None, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
         from ..decode.iuv_exr import write_exr_channels

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import (NEAREST, BlenderSetup, Emission, Layer, Output, Pass, SampleContext, exact_exr_settings, register,
-                   remove)
+from .base import (Aov, NEAREST, BlenderSetup, Emission, Layer, Output, Pass, SampleContext, SurfaceHits, exact_exr_settings,
+                   register, remove)
 
 EMISSION = Emission("densesynth_instance_label", "ShaderNodeObjectInfo", "Object Index")
 
@@ -19,6 +19,7 @@ EMISSION = Emission("densesynth_instance_label", "ShaderNodeObjectInfo", "Object
 @register
 class PersonIndexPass(Pass):
     name = "person_index"
+    aov = Aov("VALUE", EMISSION)  # may share one exact render with the other AOV passes
     layers = (Layer("person_index", NEAREST),)
     outputs = (Output("persons", (".png",), always=False),)
     raw = ("persons", ".exr")
@@ -38,6 +39,9 @@ class PersonIndexPass(Pass):
         finally:
             remove(raw)
         return {"person_index": np.where(layers["I"] > 0, index, 0)}
+
+    def exact_values(self, hits: SurfaceHits, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"person_index": hits.person}
 
     def write(self, raw: Path, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
         from ..decode.label_maps import write_png

@@ -13,8 +13,11 @@ SMPL vertex id, 0..6889; for anny, anny's). Written as surface/<stem>.npz:
   bary    (H, W, 3) float32  barycentric coordinates of the hit on that triangle
   person  (H, W) uint8    which person (1-based; 0 = nobody), as persons/ holds
 
-Every layer resamples by NEAREST under image effects: a distorted pixel keeps one surface
-point's face, coordinates and vertex together.
+Under lens distortion the face (an id: NEAREST) and the barycentrics (EXACT) are both
+recomputed at the surface point the distorted pixel sees (its ray cast on the posed mesh,
+appearance/lens_exact.py), so the nearest vertex is that point's too. The lens lookup also
+renders this pass internally (no surface/ files) when a config distorts without listing it:
+its face ids are where the ray casts start.
 """
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import (CORNER_SURFACE_ATTRIBUTE, NEAREST, BlenderSetup, Emission, Layer, Output, Pass, SampleContext,
-                   exact_exr_settings, register, remove)
+from .base import (Aov, CORNER_SURFACE_ATTRIBUTE, EXACT, NEAREST, BlenderSetup, Emission, Layer, Output, Pass, SampleContext,
+                   SurfaceHits, exact_exr_settings, register, remove)
 
 EMISSION = Emission("densesynth_surface_label", "ShaderNodeAttribute", "Color",
                     (("attribute_type", "GEOMETRY"), ("attribute_name", CORNER_SURFACE_ATTRIBUTE)))
@@ -33,7 +36,8 @@ EMISSION = Emission("densesynth_surface_label", "ShaderNodeAttribute", "Color",
 @register
 class SurfacePass(Pass):
     name = "surface"
-    layers = (Layer("surface_face", NEAREST), Layer("surface_bary", NEAREST))
+    aov = Aov("COLOR", EMISSION)  # may share one exact render with the other AOV passes
+    layers = (Layer("surface_face", NEAREST), Layer("surface_bary", EXACT))
     outputs = (Output("surface", (".npz",)),)
     raw = ("surface", ".exr")
     requires = ("iuv",)  # the surface is defined on the body pixels: I > 0
@@ -52,6 +56,9 @@ class SurfacePass(Pass):
         bary = np.stack([1.0 - b1 - b2, b1, b2], axis=-1).astype(np.float32)
         return {"surface_face": np.where(body, np.rint(face), -1).astype(np.int32),
                 "surface_bary": np.where(body[..., None], bary, 0.0).astype(np.float32)}
+
+    def exact_values(self, hits: SurfaceHits, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"surface_face": hits.face, "surface_bary": hits.bary}
 
     def write(self, raw: Path | None, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
         from ..io_utils import atomic_write_npz

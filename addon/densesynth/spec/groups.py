@@ -1,7 +1,7 @@
 """Grouping of sample indices into sequences (frames) and posed scenes (views).
 
-`camera.views_per_scene` uses the scene groups (spec/sample_spec.py); sequences of frames
-(issue 10) are to use the sequence groups.
+`camera.views_per_scene` uses the scene groups, `sequence.length` the sequence groups
+(spec/sample_spec.py, spec/sequence.py).
 
 Why a separate seed per group: every frame of a sequence (every view of a scene) must draw
 people, shape, texture, lights and backdrop from the *group's* streams, so they agree, while

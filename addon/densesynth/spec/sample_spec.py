@@ -6,6 +6,7 @@ renderer reads nothing but the spec and the assets.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 import numpy as np
@@ -14,6 +15,8 @@ from .draws import Draws
 from .model import SPEC_VERSION, SampleSpec, dumps_spec, write_spec  # noqa: F401  (the one reader/writer)
 from .seeds import child_seed, sample_seed, stream
 from .groups import group_position, group_seed
+from .sequence import (FrameTiming, builtin_at_frame, camera_on_path, draw_sequence as _draw_sequence,
+                       first_frame_persons, folder_at_frame, sequence_start_frames)
 
 
 def sample_stem(index: int) -> str:
@@ -27,10 +30,21 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
     With `camera.views_per_scene: N` (> 1), samples N*g .. N*g+N-1 are N views of one posed
     scene g: people, motion, clothing, lights and backdrop come from the scene's seed, the
     camera (and everything drawn after the render: image effects, points) from the sample's
-    own; each view stays its own sample, renderable alone. N = 1 draws exactly as before."""
+    own; each view stays its own sample, renderable alone. N = 1 draws exactly as before.
+
+    With `sequence.length: N` (> 1), samples N*g .. N*g+N-1 are N consecutive frames of one
+    clip (spec/sequence.py): everything but the motion frame and the camera's place on its
+    path comes from the sequence's seed; the camera is fitted once, on the first frame."""
     seed = sample_seed(run_seed, index)
     views = config["camera"]["views_per_scene"]
+    length = config.get("sequence", {}).get("length", 1)
     scene_seed = group_seed(run_seed, index, views, "scene")  # == seed when views == 1
+    frame = None
+    if length > 1:  # the loader refuses views and sequences together
+        scene_seed = group_seed(run_seed, index, length, "sequence")
+        where = group_position(index, length)
+        frame = FrameTiming(where.position, length, config["sequence"]["frame_step"])
+    look_seed = seed if frame is None else scene_seed  # camera, placement: the sequence's when on
     width, height = config["render"]["resolution"]
     spec: dict[str, Any] = {
         "spec_version": SPEC_VERSION,
@@ -53,8 +67,8 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
             "shadow_catcher": config["render"]["shadow_catcher"],
             "cycles_seed": child_seed(seed, "render"),
         },
-        "persons": _draw_people(config, scene_seed),
-        "camera": _draw_camera(config["camera"], seed),
+        "persons": _draw_people(config, scene_seed, frame),
+        "camera": _draw_camera(config["camera"], look_seed),
         "lights": _draw_lights(config["lights"], scene_seed),
         "backdrop": _draw_backdrop(config["backdrop"], scene_seed),
         "annotation": {
@@ -68,16 +82,37 @@ def draw_spec(config: dict[str, Any], config_id: str, run_seed: int, index: int,
     if views > 1:  # recorded only when on: default specs keep their bytes
         where = group_position(index, views)
         spec["scene"] = {"id": where.group, "view": where.position, "views": views, "seed": scene_seed}
+    if frame is not None:  # likewise
+        spec["sequence"] = _draw_sequence(config["sequence"], scene_seed, index, frame)
     if spec["backdrop"]["kind"] != "procedural" and config["lights"]["photo_environment_probability"] > 0:
         d = Draws(stream(scene_seed, "lights/photo"))  # its own stream: the other lights draw as before
         if d.chance(config["lights"]["photo_environment_probability"]):
             spec["lights"]["environment"] = {"kind": "photo",
                                              "strength": d.uniform(config["lights"]["photo_environment_strength"])}
-    placement = _draw_placement(config, spec, seed)
+    placement = _draw_placement(config, spec, look_seed)
     if placement is not None:  # photograph backdrops only: procedural specs keep their layout
         spec["camera"]["placement"] = placement
-    spec["camera"]["fitted"] = fit_camera(spec)
+    if frame is None:
+        spec["camera"]["fitted"] = fit_camera(spec)
+    else:  # one fit for the whole sequence, on its first frame; each frame on the path from it
+        path = spec["sequence"]["camera_path"]
+        path["start"] = fit_camera({**spec, "persons": first_frame_persons(spec)})
+        spec["camera"]["fitted"] = camera_on_path(path, frame.position, frame.length)
     return spec
+
+
+def neighbour_spec(config: dict[str, Any], spec: dict[str, Any], offset: int) -> SampleSpec | None:
+    """The spec of the frame `offset` frames from `spec`'s in its sequence (None outside it),
+    drawn through `draw_spec` itself, so it is exactly the spec that sample gets. Its camera
+    comes from the recorded path start (what `fit_camera` gave every frame of the sequence),
+    so no pose is needed here; the post-render draws are left out (the geometry does not
+    depend on them)."""
+    where = spec.get("sequence")
+    if where is None or not 0 <= where["frame"] + offset < where["length"]:
+        return None
+    start = where["camera_path"]["start"]
+    return draw_spec(config, spec["config_hash"], spec["run_seed"], spec["index"] + offset,
+                     lambda _spec: json.loads(json.dumps(start)))
 
 
 def _draw_placement(config: dict[str, Any], spec: dict[str, Any], seed: int) -> dict[str, Any] | None:
@@ -98,17 +133,18 @@ def draw_image_effects(config: dict[str, Any], spec: dict[str, Any], person_box:
     from ..appearance.occluders import occluder_library, place_occluders
 
     seed, size = spec["sample_seed"], (spec["render"]["width"], spec["render"]["height"])
-    h = Draws(stream(seed, "harmonise"))
+    look = spec["sequence"]["seed"] if "sequence" in spec else seed  # one look and one lens per sequence
+    h = Draws(stream(look, "harmonise"))
     cfg = config["harmonise"]
     spec["harmonise"] = ({"method": cfg["method"], "strength": h.uniform(cfg["strength"])}
                          if h.chance(cfg["probability"]) and cfg["method"] != "none" else None)
-    o = Draws(stream(seed, "occluders"))
+    o = Draws(stream(look, "occluders"))
     cfg = config["occluders"]
     spec["occluders"] = []
     if o.chance(cfg["probability"]) and person_box is not None:
         names = sorted(occluder_library(cfg))
         spec["occluders"] = place_occluders(o.rng, person_box, size, cfg, names)
-    lens = Draws(stream(seed, "lens"))
+    lens = Draws(stream(look, "lens"))
     cfg = config["lens"]
     coeffs = [0.0] * 5
     if lens.chance(cfg["probability"]):
@@ -123,12 +159,12 @@ def _stream_name(base: str, number: int) -> str:
     return base if number == 0 else f"{base}/{number}"
 
 
-def _draw_people(config: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+def _draw_people(config: dict[str, Any], seed: int, frame: FrameTiming | None = None) -> list[dict[str, Any]]:
     d = Draws(stream(seed, "people"))
     low, high = config["people"]["count"]
     count = low + d.integer(high - low + 1)
     placements = _draw_placements(d, count, config["people"])
-    return [{**_draw_person(config, seed, number), "placement": placements[number]} for number in range(count)]
+    return [{**_draw_person(config, seed, number, frame), "placement": placements[number]} for number in range(count)]
 
 
 def _draw_placements(d: Draws, count: int, cfg: dict[str, Any]) -> list[dict[str, Any]]:
@@ -145,31 +181,36 @@ def _draw_placements(d: Draws, count: int, cfg: dict[str, Any]) -> list[dict[str
     return placements
 
 
-def _draw_person(config: dict[str, Any], seed: int, number: int) -> dict[str, Any]:
+def _draw_person(config: dict[str, Any], seed: int, number: int, frame: FrameTiming | None = None) -> dict[str, Any]:
     body_stream, motion_stream = _stream_name("body", number), _stream_name("motion", number)
     body = Draws(stream(seed, body_stream))
     motion = Draws(stream(seed, motion_stream))
     return {
         "body": _draw_body(config["body"], body, body_stream),
-        "motion": {**_draw_clip(config["motion"], motion),
+        "motion": {**_draw_clip(config["motion"], motion, frame),
                    "mirror": motion.chance(config["motion"]["mirror_probability"]), "stream": motion_stream},
     }
 
 
-def _draw_clip(cfg: dict[str, Any], d: Draws) -> dict[str, Any]:
+def _draw_clip(cfg: dict[str, Any], d: Draws, frame: FrameTiming | None = None) -> dict[str, Any]:
     """A built-in clip at a continuous phase, or a converted clip at a frame that passed the
-    quality filter (recorded as the frame index)."""
+    quality filter (recorded as the frame index). In a sequence, the same draws give the
+    sequence's start, and the motion is that of frame `frame.position` (spec/sequence.py)."""
     if not cfg["clip_folders"]:  # the common case draws exactly as before
-        return {"clip": d.choice(cfg["clips"]), "source": "builtin", "phase": d.uniform([0.0, 1.0])}
+        motion = {"clip": d.choice(cfg["clips"]), "source": "builtin", "phase": d.uniform([0.0, 1.0])}
+        return motion if frame is None else builtin_at_frame(motion, frame)
     from ..motion.catalogue import catalogue
 
     found = catalogue(tuple(cfg["clips"]), tuple(cfg["clip_folders"]))
     pick = d.integer(len(found.builtin) + len(found.folder_clips))
     if pick < len(found.builtin):
-        return {"clip": found.builtin[pick], "source": "builtin", "phase": d.uniform([0.0, 1.0])}
+        motion = {"clip": found.builtin[pick], "source": "builtin", "phase": d.uniform([0.0, 1.0])}
+        return motion if frame is None else builtin_at_frame(motion, frame)
     clip = found.folder_clips[pick - len(found.builtin)]
-    return {"clip": clip.name, "source": "folder", "folder": clip.folder,
-            "frame": clip.ok_frames[d.integer(len(clip.ok_frames))]}
+    ok_frames = clip.ok_frames if frame is None else sequence_start_frames(clip, frame)
+    motion = {"clip": clip.name, "source": "folder", "folder": clip.folder,
+              "frame": ok_frames[d.integer(len(ok_frames))]}
+    return motion if frame is None else folder_at_frame(motion, frame)
 
 
 def _gender(person: dict[str, Any]) -> str:
