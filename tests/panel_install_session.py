@@ -178,6 +178,10 @@ run("export_sample")
 record = json.loads((WORK / "export_clip" / "records" / "00000000.json").read_text())
 assert record["annotations"] and json.loads((WORK / "export_clip" / "specs" / "00000000.json").read_text()
                                             )["persons"][0]["motion"]["frame"] == 3
+run("clear_motion")
+settings().output_dir, settings().range_count, settings().sample_index = str(WORK / "export_range"), 2, 0
+run("export_range")  # without motion: samples 0 and 1, as the farm writes them
+assert sorted(p.name for p in (WORK / "export_range" / "done").glob("*.json")) == ["00000000.json", "00000001.json"]
 
 missing = OPERATORS - called
 assert not missing, f"operators never run: {sorted(missing)}"

@@ -96,11 +96,21 @@ class DENSESYNTH_OT_random_shape(bpy.types.Operator):
         return _guarded(self, context, lambda: _preview(self, context))
 
 
+def _edited_note(sample, motion_loaded: bool) -> str:
+    """What the report says of an exported sample that is not the farm's (never marked done)."""
+    panel = sample.spec.get("panel", {})
+    changes = [*(["redrawn shape"] if sample.spec["persons"][0]["body"]["stream"] != "body" else []),
+               *(["loaded motion"] if motion_loaded else []),
+               *(f"locked {group}" for group in panel.get("locked", [])),
+               *(["shape sliders"] if "shape" in panel else [])]
+    return f" (edited: {', '.join(changes)}; not marked done, not merged)" if changes else ""
+
+
 def _export(operator, context) -> set:
-    settings = context.scene.densesynth
-    edited = "" if settings.shape_draw == 0 else " (redrawn shape: not marked done, not merged)"
-    sample, out, merged = session.export_sample(context, settings, _folders(context))  # may remove settings' scene
-    operator.report({"INFO"}, f"exported sample {sample.spec['stem']} into {out}{edited}; {merged}")
+    loaded = bool(context.scene.densesynth.motion_clip)
+    sample, out, merged = session.export_sample(context, context.scene.densesynth, _folders(context))
+    operator.report({"INFO"}, f"exported sample {sample.spec['stem']} into {out}{_edited_note(sample, loaded)}; "
+                              f"{merged}")
     return {"FINISHED"}
 
 
@@ -114,6 +124,112 @@ class DENSESYNTH_OT_export_sample(bpy.types.Operator):
 
     def execute(self, context):
         return _guarded(self, context, lambda: _export(self, context))
+
+
+class DENSESYNTH_OT_export_range(bpy.types.Operator):
+    """Export frames Start..End of the loaded motion (as samples Sample, Sample+1, ...) or, without
+    a motion, samples Sample..Sample+Count-1, each as Export Current Sample writes it. Esc cancels
+    between samples (what is written stays)"""
+
+    bl_idname = "densesynth.export_range"
+    bl_label = "Export Range"
+    bl_options = UNDO
+
+    _timer = None
+
+    def _plan(self, context) -> None:
+        settings = context.scene.densesynth
+        self._folders = _folders(context)
+        playing = session.motion_range(settings)
+        self._steps = state.export_steps(settings.sample_index, settings.range_count, playing)
+        self._done, self._out = 0, None
+        context.window_manager.progress_begin(0, len(self._steps))
+        self._status(f"0/{len(self._steps)}")
+
+    @staticmethod
+    def _status(text: str) -> None:
+        bpy.context.scene.densesynth.export_status = text  # the window's scene: the newest preview's
+
+    def _step(self, context) -> None:
+        index, frame = self._steps[self._done]
+        settings = bpy.context.scene.densesynth
+        if frame is None:
+            _, self._out, _ = session.export_sample(context, settings, self._folders, draw_index=index)
+        else:  # the panel's sample at clip frame `frame`, written as sample `index`
+            last = self._done == len(self._steps) - 1
+            _, self._out, _ = session.export_sample(context, settings, self._folders, frame=frame, index=index,
+                                                    animate=last)
+        self._done += 1
+        self._status(f"{self._done}/{len(self._steps)}")
+        context.window_manager.progress_update(self._done)
+
+    def _finish(self, context) -> set:
+        context.window_manager.progress_end()
+        first, last = self._steps[0], self._steps[-1]
+        what = (f"frames {first[1]}-{last[1]} as samples {first[0]}-{last[0]}" if first[1] is not None
+                else f"samples {first[0]}-{last[0]}")
+        self._status(f"done: {len(self._steps)} samples")
+        self.report({"INFO"}, f"exported {what} into {self._out}")
+        return {"FINISHED"}
+
+    def _failed(self, context) -> None:
+        context.window_manager.progress_end()
+        self._status(f"failed at {self._done}/{len(self._steps)}")
+
+    def execute(self, context):
+        # Scripts and background mode: no event loop, so the range runs to its end here.
+        def run() -> set:
+            self._plan(context)
+            try:
+                while self._done < len(self._steps):
+                    self._step(context)
+            except BaseException:
+                self._failed(context)
+                raise
+            return self._finish(context)
+
+        return _guarded(self, context, run)
+
+    def invoke(self, context, event):
+        if context.window is None:
+            return self.execute(context)
+        if _guarded(self, context, lambda: self._plan(context) or {"RUNNING_MODAL"}) != {"RUNNING_MODAL"}:
+            return {"CANCELLED"}
+        bpy.context.scene.densesynth.cancel_requested = False
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.05, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        wm = context.window_manager
+        if event.type == "ESC" or bpy.context.scene.densesynth.cancel_requested:
+            bpy.context.scene.densesynth.cancel_requested = False
+            wm.event_timer_remove(self._timer)
+            wm.progress_end()
+            self._status(f"cancelled at {self._done}/{len(self._steps)}")
+            self.report({"WARNING"}, f"export cancelled after {self._done} of {len(self._steps)} samples")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+
+        def step() -> set:
+            try:
+                self._step(context)
+            except BaseException:
+                self._failed(context)
+                raise
+            return {"RUNNING_MODAL"}
+
+        if _guarded(self, context, step) != {"RUNNING_MODAL"}:
+            wm.event_timer_remove(self._timer)
+            return {"CANCELLED"}
+        for area in context.screen.areas if context.screen else ():
+            area.tag_redraw()
+        if self._done < len(self._steps):
+            return {"RUNNING_MODAL"}
+        wm.event_timer_remove(self._timer)
+        return self._finish(context)
 
 
 class DENSESYNTH_OT_save_config(bpy.types.Operator):
@@ -171,9 +287,20 @@ class DENSESYNTH_OT_load_config(bpy.types.Operator):
             saved = state.panel_state_of(path)
             settings.config_path = path
             settings.body = saved.get("body") if saved.get("body") in _BODY_IDS else state.body_choice(config)
-            for name in ("seed", "sample_index", "shape_draw", "num_samples", "motion_start", "motion_end"):
+            for name in ("seed", "sample_index", "shape_draw", "num_samples", "motion_start", "motion_end",
+                         "range_count"):
                 if isinstance(saved.get(name), int):
                     setattr(settings, name, saved[name])
+            from .properties import SAVED_FLAGS, SAVED_SLIDERS
+
+            for name in SAVED_FLAGS:
+                setattr(settings, name, saved.get(name) is True)
+            for name in SAVED_SLIDERS:
+                if isinstance(saved.get(name), (int, float)) and not isinstance(saved.get(name), bool):
+                    setattr(settings, name, min(max(float(saved[name]), 0.0), 1.0))
+            betas = saved.get("shape_betas")
+            if isinstance(betas, list) and len(betas) == 4 and all(isinstance(b, (int, float)) for b in betas):
+                settings.shape_betas = [min(max(float(b), -3.0), 3.0) for b in betas]
             settings.motion_clip = saved.get("motion_clip") if isinstance(saved.get("motion_clip"), str) else ""
             settings.motion_mirror = saved.get("motion_mirror") is True
             if "shape_draw" not in saved:
@@ -285,6 +412,6 @@ class DENSESYNTH_OT_show_view(bpy.types.Operator):
 
 
 CLASSES = (DENSESYNTH_OT_preview_sample, DENSESYNTH_OT_new_seed, DENSESYNTH_OT_random_shape,
-           DENSESYNTH_OT_export_sample, DENSESYNTH_OT_save_config, DENSESYNTH_OT_load_config,
+           DENSESYNTH_OT_export_sample, DENSESYNTH_OT_export_range, DENSESYNTH_OT_save_config, DENSESYNTH_OT_load_config,
            DENSESYNTH_OT_check_assets, DENSESYNTH_OT_load_motion, DENSESYNTH_OT_clear_motion,
            DENSESYNTH_OT_show_view)

@@ -35,9 +35,21 @@ class DENSESYNTH_PT_panel(bpy.types.Panel):
         row = box.row(align=True)
         row.operator(operators.DENSESYNTH_OT_random_shape.bl_idname, icon="MOD_ARMATURE")
         row.prop(settings, "shape_draw", text="Draw")
+        box.prop(settings, "shape_sliders")
+        if settings.shape_sliders:
+            column = box.column(align=True)
+            if settings.body.startswith("SMPL"):
+                column.prop(settings, "shape_betas")
+            else:
+                for name in state.PHENOTYPE_SLIDERS:
+                    column.prop(settings, f"shape_{name}", slider=True)
         row = box.row(align=True)
         row.prop(settings, "seed")
         row.operator(operators.DENSESYNTH_OT_new_seed.bl_idname, icon="FILE_REFRESH")
+        box.label(text="Lock on New Seed:")
+        grid = box.grid_flow(columns=3, even_columns=True, align=True)
+        for group, label, _ in state.LOCK_GROUPS:
+            grid.prop(settings, f"lock_{group}", text=label, toggle=True)
         row = box.row(align=True)
         row.prop(settings, "sample_index")
         row.prop(settings, "render_preview")
@@ -79,6 +91,12 @@ class DENSESYNTH_PT_panel(bpy.types.Panel):
         box = layout.box()
         box.prop(settings, "output_dir")
         box.operator(operators.DENSESYNTH_OT_export_sample.bl_idname, icon="EXPORT")
+        row = box.row(align=True)
+        row.operator(operators.DENSESYNTH_OT_export_range.bl_idname, icon="SEQUENCE")
+        if not settings.motion_clip:
+            row.prop(settings, "range_count")
+        if settings.export_status:
+            box.label(text=f"Export: {settings.export_status}")
         row = box.row(align=True)
         row.prop(settings, "num_samples")
         row = box.row(align=True)

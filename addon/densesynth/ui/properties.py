@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import bpy
 
-from .state import BODY_ITEMS
+from .state import BODY_ITEMS, LOCK_GROUPS
 from .truth import VIEW_ITEMS
 
+LOCKS = {group: description for group, _, description in LOCK_GROUPS}
 # "//" paths (relative to the .blend) are what an artist's file holds.
 BLEND_RELATIVE = {"PATH_SUPPORTS_BLEND_RELATIVE"}
 
@@ -53,6 +54,28 @@ class DenseSynthSettings(bpy.types.PropertyGroup):
                                  description="Which layer of the rendered sample the preview image shows")
     show_keypoints: bpy.props.BoolProperty(name="Keypoints", default=False, update=_show_again,
                                            description="Draw the COCO keypoints (disc: visible, ring: hidden)")
+    # Locks (state.LOCK_GROUPS): New Seed / Random Shape keep these sections of the current spec.
+    lock_appearance: bpy.props.BoolProperty(name="Texture", default=False, description=LOCKS["appearance"])
+    lock_camera: bpy.props.BoolProperty(name="Camera", default=False, description=LOCKS["camera"])
+    lock_lights: bpy.props.BoolProperty(name="Lights", default=False, description=LOCKS["lights"])
+    lock_backdrop: bpy.props.BoolProperty(name="Backdrop", default=False, description=LOCKS["backdrop"])
+    lock_occluders: bpy.props.BoolProperty(name="Occluders", default=False, description=LOCKS["occluders"])
+    # Shape sliders: person 0's anny phenotype or first SMPL betas (state.slider_edit).
+    shape_sliders: bpy.props.BoolProperty(name="Shape Sliders", default=False,
+                                          description="Shape the first person with the sliders instead of its draw")
+    shape_gender: bpy.props.FloatProperty(name="Gender", default=0.5, min=0.0, max=1.0, description="0 male, 1 female")
+    shape_age: bpy.props.FloatProperty(name="Age", default=0.67, min=0.0, max=1.0,
+                                       description="0.5 teen, 0.67 young adult, 1 old")
+    shape_muscle: bpy.props.FloatProperty(name="Muscle", default=0.5, min=0.0, max=1.0)
+    shape_weight: bpy.props.FloatProperty(name="Weight", default=0.5, min=0.0, max=1.0)
+    shape_height: bpy.props.FloatProperty(name="Height", default=0.5, min=0.0, max=1.0)
+    shape_proportions: bpy.props.FloatProperty(name="Proportions", default=0.5, min=0.0, max=1.0)
+    shape_betas: bpy.props.FloatVectorProperty(name="Betas", size=4, default=(0.0, 0.0, 0.0, 0.0), min=-3.0, max=3.0,
+                                               description="SMPL's first four shape coefficients")
+    # Export Range: samples without a motion; progress "k/N" while it runs.
+    range_count: bpy.props.IntProperty(name="Count", default=3, min=1,
+                                       description="Export Range without a motion: samples Sample..Sample+Count-1")
+    export_status: bpy.props.StringProperty(name="Export", default="", options={"SKIP_SAVE"})
 
 
 def panel_state(settings: DenseSynthSettings) -> dict:
@@ -60,4 +83,10 @@ def panel_state(settings: DenseSynthSettings) -> dict:
     return {"seed": settings.seed, "sample_index": settings.sample_index, "shape_draw": settings.shape_draw,
             "body": settings.body, "num_samples": settings.num_samples, "motion_clip": settings.motion_clip,
             "motion_start": settings.motion_start, "motion_end": settings.motion_end,
-            "motion_mirror": settings.motion_mirror}
+            "motion_mirror": settings.motion_mirror, "range_count": settings.range_count,
+            **{name: getattr(settings, name) for name in SAVED_FLAGS + SAVED_SLIDERS},
+            "shape_betas": [round(b, 6) for b in settings.shape_betas]}
+
+
+SAVED_FLAGS = ("lock_appearance", "lock_camera", "lock_lights", "lock_backdrop", "lock_occluders", "shape_sliders")
+SAVED_SLIDERS = ("shape_gender", "shape_age", "shape_muscle", "shape_weight", "shape_height", "shape_proportions")

@@ -124,6 +124,12 @@ def _motion_of(settings, frame: int | None) -> tuple[str, Any, int, int, int] | 
     return str(path), clip, start, end, min(max(int(current), start), end)
 
 
+def motion_range(settings) -> tuple[int, int] | None:
+    """(start, end) clip frames of the loaded motion, or None without one (UserError: clip gone)."""
+    playing = _motion_of(settings, 0)
+    return None if playing is None else (playing[2], playing[3])
+
+
 def _combined(*edits):
     """One spec edit doing each of `edits` (None: no edit at all, the run's own sample)."""
     edits = [e for e in edits if e is not None]
@@ -138,11 +144,15 @@ def _combined(*edits):
 
 
 def build_sample(context, settings, folders: dict[str, str], out: Path | None, render: bool,
-                 frame: int | None = None) -> Sample:
+                 frame: int | None = None, index: int | None = None, animate: bool = True,
+                 draw_index: int | None = None) -> Sample:
     """Build the panel's current sample into a new preview scene (replacing the old one) and,
     with `render`, render it into `out` through the renderer. With a loaded motion, person 0
-    plays it: the sample is that of clip frame `frame` (default: the current frame) and the
-    timeline is keyed over the range (ui/motion.py). UserError on a user mistake."""
+    plays it: the sample is that of clip frame `frame` (default: the current frame) and, with
+    `animate`, the timeline is keyed over the range (ui/motion.py). `draw_index` draws that
+    sample instead of the panel's; `index` writes it as another index (a motion range's frames). The panel's locks and shape sliders edit the
+    draws; what they changed is recorded in spec["panel"], and such a spec is not the farm's
+    sample (never marked done). UserError on a user mistake."""
     from ..pipeline import SampleRenderer
     from . import motion, truth
 
@@ -155,19 +165,28 @@ def build_sample(context, settings, folders: dict[str, str], out: Path | None, r
         if out is None:
             temporary = Path(tempfile.mkdtemp(prefix="densesynth_preview_"))
         renderer = SampleRenderer(config, config_id, settings.seed, out or temporary, scene=scene)
-        edit = _combined(state.shape_edit(config, settings.shape_draw),
-                         motion.motion_edit(playing[0], playing[4], settings.motion_mirror) if playing else None)
-        spec = renderer.spec_scene.draw_spec(config_id, settings.seed, settings.sample_index, edit)
+        edited = _combined(state.shape_edit(config, settings.shape_draw),
+                           motion.motion_edit(playing[0], playing[4], settings.motion_mirror) if playing else None)
+        notes: dict[str, Any] = {}
+        previous, locked = current_spec(), locked_groups(settings)
+        edit = _combined(edited, panel_edit(settings, notes), state.lock_edit(previous, locked, notes),
+                         state.rename_edit(index, notes) if index is not None else None)
+        drawn = settings.sample_index if draw_index is None else draw_index
+        spec = renderer.spec_scene.draw_spec(config_id, settings.seed, drawn, edit)
+        state.lock_after(spec, previous, locked, notes)
+        if notes:
+            spec["panel"] = notes  # an honest spec: what the panel changed after the draws
         sample = Sample(scene, spec, config, config_id)
+        own = edited is None and not notes
         if render:
             with _rendering_scene(scene):
-                sample.record = renderer.render(spec) if out is None else _export(renderer, spec, out, edit is None)
+                sample.record = renderer.render(spec) if out is None else _export(renderer, spec, out, own)
             TRUTH["truth"] = truth.decode(out or temporary, renderer.files, sample.record, len(spec["persons"]))
             TRUTH["passes"], TRUTH["token"] = list(config["passes"]), uuid.uuid4().hex
             scene[TRUTH_TAG] = TRUTH["token"]
         else:
             renderer.spec_scene.build(spec)
-        if playing:
+        if playing and animate:
             motion.animate(scene, renderer.spec_scene, spec, playing[2], playing[3], playing[1].mocap_framerate)
     except BaseException:
         _drop_scene(scene)
@@ -246,7 +265,22 @@ def _plain_names(scene) -> None:
             block.name = base
 
 
-def export_sample(context, settings, folders: dict[str, str]) -> tuple[Sample, Path, str]:
+def locked_groups(settings) -> list[str]:
+    """The spec groups the panel's locks keep (state.LOCK_GROUPS order)."""
+    return [group for group, _, _ in state.LOCK_GROUPS if getattr(settings, f"lock_{group}")]
+
+
+def panel_edit(settings, notes: dict[str, Any]):
+    """The shape sliders' spec edit when they are on (None: the drawn shape)."""
+    if not settings.shape_sliders:
+        return None
+    phenotype = {name: getattr(settings, f"shape_{name}") for name in state.PHENOTYPE_SLIDERS}
+    return state.slider_edit(phenotype, list(settings.shape_betas), notes)
+
+
+def export_sample(context, settings, folders: dict[str, str], frame: int | None = None,
+                  index: int | None = None, animate: bool = True,
+                  draw_index: int | None = None) -> tuple[Sample, Path, str]:
     """Export the current sample into the Output folder as the farm writes it: the folder's
     checks and lock, run.json, the charts file, the sample (`_export`), then the merge of every
     finished sample into annotations.json and its train/val split. Returns (sample, folder,
@@ -266,7 +300,8 @@ def export_sample(context, settings, folders: dict[str, str]) -> tuple[Sample, P
         check_out_folder(out)
         run = read_run(out) or {}
         planned = run.get("num_samples") if isinstance(run.get("num_samples"), int) else 0
-        num_samples = max(planned, settings.sample_index + 1)
+        written = next(i for i in (index, draw_index, settings.sample_index) if i is not None)
+        num_samples = max(planned, written + 1)
         claim_run(out, config_id, settings.seed, {"num_samples": num_samples,
                                                   "shard_size": run.get("shard_size", DEFAULT_SHARD_SIZE)})
         remove_stale_temporaries(out)
@@ -275,7 +310,8 @@ def export_sample(context, settings, folders: dict[str, str]) -> tuple[Sample, P
         body_kind(config["body"]["kind"]).prepare()
         if not (out / CHARTS_FILE).is_file():
             write_chart_surface(out / CHARTS_FILE, config["body"])
-        sample = build_sample(context, settings, folders, out, render=True)
+        sample = build_sample(context, settings, folders, out, render=True, frame=frame, index=index,
+                              animate=animate, draw_index=draw_index)
         try:
             merged = merge(out, num_samples, allow_partial=True)
             done = f"annotations.json: {merged.images} of {num_samples} samples"

@@ -133,3 +133,100 @@ def spec_summary(spec: dict[str, Any]) -> list[str]:
     effects = [name for name in ("occluders", "lens", "harmonise", "camera_effects") if spec.get(name)]
     lines.append(f"image effects: {', '.join(effects) or 'none'}")
     return lines
+
+
+# --- Locks, shape sliders, ranges: edits of the drawn spec, recorded in spec["panel"] -------------
+# (group, label, description): the spec sections a lock keeps from the current spec on New Seed.
+LOCK_GROUPS = (("appearance", "Texture", "Keep the clothes, skin and textures of the current spec"),
+               ("camera", "Camera", "Keep the camera draws (rig, lens, angles; the fit follows the person)"),
+               ("lights", "Lights", "Keep the lights of the current spec"),
+               ("backdrop", "Backdrop", "Keep the backdrop of the current spec"),
+               ("occluders", "Occluders", "Keep the occluders of the current spec"))
+PHENOTYPE_SLIDERS = ("gender", "age", "muscle", "weight", "height", "proportions")  # anny, 0..1 each
+NUM_BETA_SLIDERS = 4  # SMPL's first betas, -3..3
+
+
+def _replace(target: dict[str, Any], source: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+    """`target` becomes a copy of `source` in place (the fit may see a shallow copy of the spec)."""
+    kept = {k: v for k, v in target.items() if k in skip}
+    target.clear()
+    target.update(json.loads(json.dumps({k: v for k, v in source.items() if k not in skip})))
+    target.update(kept)
+
+
+def lock_edit(previous: dict[str, Any] | None, locked: list[str],
+              notes: dict[str, Any]) -> Callable[[dict[str, Any]], None] | None:
+    """The spec edit of the locks that act before the camera fit (appearance, camera draws,
+    lights, backdrop): each locked section taken from `previous` where it differs from the
+    new draw; `notes["locked"]` lists the groups that changed something (None: nothing to do).
+    The camera's fitted pose is not a draw: the fit after the edit places the kept camera."""
+    groups = [g for g in locked if g != "occluders" and previous and g in previous]
+    if not groups:
+        return None
+
+    def edit(spec: dict[str, Any]) -> None:
+        for group in groups:
+            if group == "appearance":
+                changed = False
+                for mine, theirs in zip(spec["appearance"], previous["appearance"]):
+                    if mine != theirs:
+                        _replace(mine, theirs)
+                        changed = True
+            else:
+                skip = ("fitted",) if group == "camera" else ()
+                strip = lambda section: {k: v for k, v in section.items() if k not in skip}
+                changed = strip(spec[group]) != strip(previous[group])
+                if changed:
+                    _replace(spec[group], previous[group], skip)
+            if changed:
+                notes.setdefault("locked", []).append(group)
+
+    return edit
+
+
+def lock_after(spec: dict[str, Any], previous: dict[str, Any] | None, locked: list[str],
+               notes: dict[str, Any]) -> None:
+    """The locks on draws made after the camera fit (occluders), applied to the finished spec."""
+    if "occluders" in locked and previous and "occluders" in previous and spec["occluders"] != previous["occluders"]:
+        spec["occluders"] = json.loads(json.dumps(previous["occluders"]))
+        notes.setdefault("locked", []).append("occluders")
+
+
+def slider_edit(phenotype: dict[str, float], betas: list[float],
+                notes: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """The spec edit of the shape sliders: person 0's anny phenotype (every slider) or the
+    first SMPL betas set to the panel's values, recorded in `notes["shape"]`."""
+    def edit(spec: dict[str, Any]) -> None:
+        body = spec["persons"][0]["body"]
+        if "phenotype" in body:
+            body["phenotype"] = {**body["phenotype"], **{k: round(float(phenotype[k]), 6) for k in PHENOTYPE_SLIDERS}}
+            notes["shape"] = {"phenotype": dict(body["phenotype"])}
+        elif "betas" in body:
+            count = min(NUM_BETA_SLIDERS, len(body["betas"]))
+            body["betas"] = [round(float(b), 6) for b in betas[:count]] + list(body["betas"][count:])
+            notes["shape"] = {"betas": body["betas"][:count]}
+
+    return edit
+
+
+def rename_edit(index: int, notes: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    """The spec edit of a motion range's frame k: the panel's sample (its draws, its seeds)
+    written as sample `index`, so each frame of the range is a file of its own; the sample it
+    was drawn as is recorded in `notes["drawn_as"]`."""
+    from ..spec.sample_spec import sample_stem
+
+    def edit(spec: dict[str, Any]) -> None:
+        if spec["index"] != index:
+            notes["drawn_as"] = {"index": spec["index"], "stem": spec["stem"]}
+            spec["index"], spec["stem"] = index, sample_stem(index)
+
+    return edit
+
+
+def export_steps(index: int, count: int, motion_range: tuple[int, int] | None) -> list[tuple[int, int | None]]:
+    """Export Range's (sample index, clip frame) steps: frames start..end of the loaded motion
+    as samples index, index+1, ...; without a motion, samples index..index+count-1."""
+    if motion_range is not None:
+        start, end = motion_range
+        return [(index + k, frame) for k, frame in enumerate(range(start, end + 1))]
+    return [(index + k, None) for k in range(count)]
