@@ -35,7 +35,9 @@ from .appearance.texture_folders import folder_texture
 from .bodies.kinds import load_bodies
 from .core.label_maps import IUVMaps
 from .io_utils import atomic_write_npz, atomic_write_text, temporary_sibling
+from .decode.iuv_exr import split_aov_layers
 from .passes import SampleContext, get_pass, output_folders, resolve
+from .passes.base import BlenderSetup, aov_name, shared_exact_settings
 from .passes.beauty import image_name
 from .scene.camera import PinholeCamera, camera_from_spec, fit_camera
 from .scene.person import PosedPerson, pose_person
@@ -311,9 +313,6 @@ class SampleRenderer:
 
     def _render_shared(self, spec: dict[str, Any], shared: list, raws: dict[str, Path]) -> None:
         """One exact render writing every shared pass's AOV, split into each pass's own raw."""
-        from .decode.iuv_exr import split_aov_layers
-        from .passes.base import BlenderSetup, aov_name, shared_exact_settings
-
         merged = temporary_sibling(raws[shared[0].name].with_suffix(".shared.exr"))
         setup = BlenderSetup(shared_exact_settings(spec), aovs=tuple((aov_name(p.name), p.aov) for p in shared))
         try:

@@ -135,6 +135,17 @@ def dress(vertices: np.ndarray, faces: np.ndarray, face_part: np.ndarray, keypoi
     return outer, hair
 
 
+def rendered_surface(person: dict[str, Any], appearance: dict[str, Any], bodies: dict[str, Any]) -> np.ndarray:
+    """(V, 3) what the camera sees of one spec person: posed (scene/person.pose_person) and
+    dressed exactly as pipeline.SpecScene.build dresses it (the body itself when undressed)."""
+    from ..scene.person import pose_person
+
+    body = bodies[person["body"]["kind"]]
+    posed = pose_person(person, bodies)
+    outer, _hair = dress(posed.vertices, body.faces, body.face_part, posed.keypoints, appearance)
+    return outer
+
+
 def paint_faces(rgba: np.ndarray, corner_texture_uv: np.ndarray, faces_mask: np.ndarray,
                 colour) -> np.ndarray:
     """The texture with the given faces' texels painted `colour` (hair over the scalp); row 0

@@ -32,7 +32,7 @@ from ..io_utils import temporary_sibling
 __all__ = ["LINEAR", "NEAREST", "EXACT", "VECTOR", "RESAMPLING", "CORNER_IUV_ATTRIBUTE", "CORNER_SURFACE_ATTRIBUTE", "Layer", "Output",
            "Emission", "BlenderSetup", "SampleContext", "Pass", "register", "unregister", "get_pass", "pass_names", "resolve",
            "output_folders", "run_folders", "sample_file_candidates", "SAMPLE_FOLDERS", "SurfaceHits", "Aov",
-           "shared_exact_settings", "aov_name"]
+           "shared_exact_settings", "aov_name", "person_of_pixels"]
 
 # Resampling rules for image effects that move pixels (lens distortion).
 LINEAR = "linear"    # the photograph: bilinear
@@ -232,6 +232,13 @@ class Pass:
         where lens distortion makes a pixel look between rendered pixels. Layers left out are
         copied from a rendered pixel on the same surface near the point (default: all)."""
         return {}
+
+
+def person_of_pixels(layers: dict[str, np.ndarray], shown: np.ndarray) -> np.ndarray:
+    """(H, W) uint8: which person (1-based) each pixel of `shown` shows, 0 elsewhere. The
+    person_index layer; a one-person sample has none, and its every pixel is person 1."""
+    person = layers.get("person_index")
+    return np.where(shown, 1 if person is None else person, 0).astype(np.uint8)
 
 
 _REGISTRY: dict[str, Pass] = {}

@@ -39,7 +39,7 @@ class Body3dPass(Pass):
         from ..annotate.visibility import in_image
 
         camera, people, spec = sample.camera, sample.people, sample.spec
-        size = int(sample.config.get("body3d", {}).get("uv_map_size", 64))
+        size = int(sample.config["body3d"]["uv_map_size"])
         T = np.asarray(camera.world_to_camera, dtype=np.float64)
         K = np.asarray(camera.K, dtype=np.float64)
         cam = [p.vertices @ T[:3, :3].T + T[:3, 3] for p in people]

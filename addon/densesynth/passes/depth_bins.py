@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Output, Pass, SampleContext, register
+from .base import Output, Pass, SampleContext, person_of_pixels, register
 
 HIPS = (11, 12)  # COCO keypoints: left hip, right hip
 
@@ -38,12 +38,10 @@ class DepthBinsPass(Pass):
     def write(self, raw: Path | None, sample: SampleContext, layers: dict[str, np.ndarray]) -> list[str]:
         from ..decode.label_maps import write_png
 
-        cfg = sample.config.get("depth_bins", {})
-        bins, step = int(cfg.get("bins", 19)), float(cfg.get("step_m", 0.045))
+        bins, step = int(sample.config["depth_bins"]["bins"]), float(sample.config["depth_bins"]["step_m"])
         T = np.asarray(sample.camera.world_to_camera, dtype=np.float64)
         body = layers["I"] > 0
-        person = layers.get("person_index")
-        person = body.astype(np.uint8) if person is None else person
+        person = person_of_pixels(layers, body)
         pelvis_z = np.zeros(body.shape)
         for number, posed in enumerate(sample.people, start=1):
             hips = posed.keypoints[list(HIPS)].mean(axis=0)

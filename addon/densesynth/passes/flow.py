@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Output, Pass, SampleContext, register
+from .base import Output, Pass, SampleContext, person_of_pixels, register
 
 
 def surface_points(vertices: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
@@ -63,19 +63,13 @@ def _remember(spec: dict[str, Any], surfaces: list[np.ndarray]) -> list[np.ndarr
 
 def _outer_surfaces(spec: dict[str, Any], bodies: dict[str, Any]) -> list[np.ndarray]:
     """Every person of `spec` posed and dressed exactly as SpecScene.build does (the rendered surface)."""
-    from ..appearance.garment_geometry import dress
-    from ..scene.person import pose_person
+    from ..appearance.garment_geometry import rendered_surface
 
     known = _RECENT.get(_surface_key(spec))
     if known is not None:
         return known
-    surfaces = []
-    for person, appearance in zip(spec["persons"], spec["appearance"]):
-        body = bodies[person["body"]["kind"]]
-        posed = pose_person(person, bodies)
-        outer, _hair = dress(posed.vertices, body.faces, body.face_part, posed.keypoints, appearance)
-        surfaces.append(outer)
-    return _remember(spec, surfaces)
+    return _remember(spec, [rendered_surface(person, appearance, bodies)
+                            for person, appearance in zip(spec["persons"], spec["appearance"])])
 
 
 def _through_lens(xy: np.ndarray, K: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
@@ -103,8 +97,7 @@ class FlowPass(Pass):
 
         spec, camera = sample.spec, sample.camera
         face = np.where(layers["I"] > 0, layers["surface_face"], -1)
-        person = layers.get("person_index")
-        person = (face >= 0).astype(np.int64) if person is None else np.where(face >= 0, person, 0)
+        person = person_of_pixels(layers, face >= 0).astype(np.int64)
         body = (face >= 0) & (person > 0)
         rows, cols = np.nonzero(body)
         owner = person[rows, cols] - 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Output, Pass, SampleContext, register
+from .base import Output, Pass, SampleContext, person_of_pixels, register
 
 
 def joint_part_map(face: np.ndarray, person: np.ndarray, persons: list[dict], bodies: dict) -> np.ndarray:
@@ -39,8 +39,6 @@ class JointPartsPass(Pass):
         from ..decode.label_maps import write_png
 
         face = np.where(layers["I"] > 0, layers["surface_face"], -1)
-        person = layers.get("person_index")
-        person = (face >= 0).astype(np.uint8) if person is None else person
-        labels = joint_part_map(face, person, sample.spec["persons"], sample.bodies)
+        labels = joint_part_map(face, person_of_pixels(layers, face >= 0), sample.spec["persons"], sample.bodies)
         write_png(sample.out / "joint_parts" / f"{sample.stem}.png", labels)
         return [f"joint_parts/{sample.stem}.png"]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .base import (Aov, CORNER_SURFACE_ATTRIBUTE, EXACT, NEAREST, BlenderSetup, Emission, Layer, Output, Pass, SampleContext,
-                   SurfaceHits, exact_exr_settings, register, remove)
+                   SurfaceHits, exact_exr_settings, person_of_pixels, register, remove)
 
 EMISSION = Emission("densesynth_surface_label", "ShaderNodeAttribute", "Color",
                     (("attribute_type", "GEOMETRY"), ("attribute_name", CORNER_SURFACE_ATTRIBUTE)))
@@ -65,8 +65,7 @@ class SurfacePass(Pass):
 
         face = np.where(layers["I"] > 0, layers["surface_face"], -1).astype(np.int32)
         bary = np.where((face >= 0)[..., None], layers["surface_bary"], 0.0).astype(np.float32)
-        person = layers.get("person_index")
-        person = (face >= 0).astype(np.uint8) if person is None else np.where(face >= 0, person, 0).astype(np.uint8)
+        person = person_of_pixels(layers, face >= 0)
         vertex = np.full(face.shape, -1, dtype=np.int32)
         for number, entry in enumerate(sample.spec["persons"], start=1):
             here = (person == number) & (face >= 0)

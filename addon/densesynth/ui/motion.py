@@ -91,14 +91,9 @@ def frame_person(spec: dict[str, Any], frame: int) -> dict[str, Any]:
 
 def frame_vertices(spec_scene, spec: dict[str, Any], frame: int) -> np.ndarray:
     """The surface the preview mesh shows at `frame`: `pose_person`, dressed as `build` dresses."""
-    from ..appearance.garment_geometry import dress
-    from ..scene.person import pose_person
+    from ..appearance.garment_geometry import rendered_surface
 
-    person = frame_person(spec, frame)
-    posed = pose_person(person, spec_scene.bodies)
-    body = spec_scene.bodies[person["body"]["kind"]]
-    outer, _ = dress(posed.vertices, body.faces, body.face_part, posed.keypoints, spec["appearance"][PERSON])
-    return outer
+    return rendered_surface(frame_person(spec, frame), spec["appearance"][PERSON], spec_scene.bodies)
 
 
 def animate(scene, spec_scene, spec: dict[str, Any], start: int, end: int, fps: float) -> None:
