@@ -230,6 +230,21 @@ def check_writable(out: Path) -> None:
         raise UserError(f"cannot write to --out {out}: {exc.strerror or exc}; choose a writable folder") from None
 
 
+def lock_out_folder(out: Path, wait: bool = False) -> OutputLock:
+    """Check `out` (refused folders, writable), take its lock, and check it again: now that no
+    other run can be creating it. The lock is held until released (or the process ends)."""
+    check_out_folder(out)
+    check_writable(out)
+    lock = OutputLock(out)
+    lock.acquire(wait=wait)
+    try:
+        check_out_folder(out)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
 def claim_run(out: Path, config_id: str, seed: int, plan: dict | None = None, allow_shrink: bool = False) -> None:
     """Tie the folder to one (config, seed): resuming is safe, mixing two runs is refused.
 
@@ -345,11 +360,7 @@ def run(args: argparse.Namespace, executors: "Executors") -> int:
     check_executor(args, executors)
     if args.executor == "ray" and args.address:
         executors.check_ray_address(args.address)  # before anything is written, and without Ray's minutes of retries
-    check_out_folder(args.out)
-    check_writable(args.out)
-    _LOCK = OutputLock(args.out)
-    _LOCK.acquire(wait=getattr(args, "wait_lock", False))
-    check_out_folder(args.out)  # again, now that no other run can be creating it
+    _LOCK = lock_out_folder(args.out, wait=getattr(args, "wait_lock", False))
     config_id = config_hash(config)
     if config["motion"]["clip_folders"]:  # the quality report is printed even with --quiet
         from .motion.catalogue import catalogue

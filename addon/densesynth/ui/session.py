@@ -286,18 +286,14 @@ def export_sample(context, settings, folders: dict[str, str], frame: int | None 
     finished sample into annotations.json and its train/val split. Returns (sample, folder,
     what the merge did)."""
     from ..annotate.chart_surface import CHARTS_FILE, write_chart_surface
-    from ..cli import OutputLock, check_out_folder, check_writable, claim_run, resolve_out
+    from ..cli import claim_run, lock_out_folder, resolve_out
     from ..job.merge import MergeError, merge
     from ..job.shards import DEFAULT_SHARD_SIZE, read_run, remove_stale_temporaries
 
     out = resolve_out(bpy.path.abspath(settings.output_dir))
     config, config_id = panel_config(settings, folders)
-    check_out_folder(out)
-    check_writable(out)
-    lock = OutputLock(out)
-    lock.acquire()
+    lock = lock_out_folder(out)
     try:
-        check_out_folder(out)
         run = read_run(out) or {}
         planned = run.get("num_samples") if isinstance(run.get("num_samples"), int) else 0
         written = next(i for i in (index, draw_index, settings.sample_index) if i is not None)
